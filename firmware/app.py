@@ -1,0 +1,284 @@
+# The terminal application: wires sensors, GNSS, inputs, alarms and the uplink into one asyncio loop
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+
+import asyncio
+import gc
+import time
+from micropython import const
+
+from drivers import board
+from firmware import bootguard, config, log
+from firmware.alarms import Alarms
+from firmware.clock import Clock, Uptime
+from firmware.record import Records
+
+FW_VERSION = "0.1.0"
+BOOT_COUNT_PATH = "/bootcount"
+
+_TICK_MS = const(1000)
+# The watchdog is fed only while the sampling tick has run within this window.
+_STALL_MS = const(10000)
+# How long a due telemetry record waits for the probe cycle in progress.
+_SAMPLE_WAIT_MS = const(5000)
+_CLOCK_REBASE_MS = const(3600000)
+
+_log = log.get("app")
+
+
+def next_boot_id(path=BOOT_COUNT_PATH):
+    """Return this boot's number (1, 2, ...), persisted on flash so records stay unique across reboots."""
+    n = 0
+    try:
+        with open(path) as f:
+            n = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        pass
+    n += 1
+    try:
+        with open(path, "w") as f:
+            f.write(str(n))
+    except OSError as e:
+        _log.warning("cannot store boot count in %s: %s", path, e)
+    return n
+
+
+class Terminal:
+    def __init__(self, cfg, config_errors=(), config_source="file"):
+        self.cfg = cfg
+        self.config_errors = config_errors
+        self.config_source = config_source
+        self.device_id = cfg["device_id"] or "esp32-" + board.unique_id_hex()
+        self.boot_id = next_boot_id()
+        self.clock = Clock()
+        self.uptime = Uptime()
+        self.records = Records(self.device_id, self.boot_id, self.clock, self.uptime)
+        self._alive_ms = time.ticks_ms()
+        self._cycle_done = asyncio.Event()
+        self._alarm_changed = asyncio.Event()
+
+        self._make_uplink()
+        self._make_sensors()
+        self._make_inputs()
+        self._make_alarms()
+
+        from drivers.indicator import Indicator
+
+        self.indicator = Indicator(*board.output_pins())
+
+    # Construction
+
+    def _make_uplink(self):
+        from drivers import wlan
+        from firmware.uplink import Uplink
+
+        self.link = wlan.create(self.cfg)
+        self.uplink = Uplink(self.cfg, self.device_id, link=self.link, boot_id=self.boot_id, fw=FW_VERSION)
+
+    def _make_sensors(self):
+        cfg = self.cfg
+        fault_count = cfg["alarm"]["fault_count"]
+
+        from drivers.ds18b20 import DS18B20Bus
+        from firmware.probes import Probes
+
+        self.probes = Probes(DS18B20Bus(board.onewire_bus()), cfg["probes"], fault_count)
+
+        self.humidity = None
+        if cfg["dht"]["enabled"]:
+            from drivers.dht_sensor import DHTSensor
+            from firmware.humidity import Humidity
+
+            model = cfg["dht"]["model"]
+            sensor = DHTSensor(board.dht_sensor(model), model)
+            self.humidity = Humidity(sensor, model, cfg["dht"]["interval_s"], fault_count)
+
+        self.gnss = None
+        if cfg["gnss"]["enabled"]:
+            from firmware.gnss import GNSS
+
+            self.gnss = GNSS(board.gnss_uart(cfg["gnss"]["baud"]), on_fix=self._on_fix)
+
+    def _make_inputs(self):
+        from drivers.digital_inputs import DigitalInput
+        from firmware.inputs import Inputs
+
+        flag = asyncio.ThreadSafeFlag()
+        pins = board.input_pins()
+        ins = [DigitalInput(name, pins[name], board.ACTIVE_LOW[name], flag) for name in pins]
+        self.inputs = Inputs(flag, ins, self.cfg["inputs"]["debounce_ms"], self._on_input)
+
+    def _make_alarms(self):
+        a = self.cfg["alarm"]
+        hyst_c = a["hysteresis_c"]
+        channels = [(p["name"], p.get("low"), p.get("high"), hyst_c) for p in self.cfg["probes"]]
+        if self.humidity is not None:
+            d = self.cfg["dht"]
+            channels.append(("dht", d["temp_low"], d["temp_high"], hyst_c))
+            channels.append(("rh", d["rh_low"], d["rh_high"], a["hysteresis_rh"]))
+        self.alarms = Alarms(channels, a["delay_s"], a["fault_count"], a["door_open_delay_s"],
+                             a["sos_clear_hold_s"], self._on_alarm)
+
+    # Callbacks from the subsystems
+
+    def _on_fix(self, parser):
+        self.clock.offer_fix(parser)
+
+    def _on_probe_cycle(self):
+        p = self.probes
+        now = time.ticks_ms()
+        for i in range(len(p.names)):
+            self.alarms.sample(p.names[i], p.value_mc[i], p.fails[i], p.state[i], now)
+        self._cycle_done.set()
+
+    def _on_humidity(self):
+        h = self.humidity
+        now = time.ticks_ms()
+        self.alarms.sample("dht", h.temp_mc, h.fails, h.state, now)
+        self.alarms.sample("rh", h.rh_mrh, h.fails, h.state, now)
+
+    def _on_input(self, name, active, edge_ms):
+        if name == "door":
+            self.alarms.door_changed(active, edge_ms)
+            self._event("door_open" if active else "door_closed", edge_ms)
+        elif name == "sos":
+            self._event("sos_pressed" if active else "sos_released", edge_ms)
+            self.alarms.sos_changed(active, edge_ms)
+        elif name == "ignition":
+            self._event("ignition_on" if active else "ignition_off", edge_ms)
+
+    def _on_alarm(self, a, raised, now_ms):
+        unit = "%RH" if a.channel == "rh" else "C"
+        payload = self.records.alarm(now_ms, a, raised, self.gnss, self.inputs, unit)
+        self.uplink.put("alarm", payload)
+        self._alarm_changed.set()
+
+    def _event(self, name, now_ms, extra=None):
+        payload = self.records.event(now_ms, name, self.gnss, self.inputs, extra)
+        self.uplink.put("event", payload)
+
+    # Tasks
+
+    async def _tick(self):
+        last_rebase = time.ticks_ms()
+        healthy = False
+        while True:
+            await asyncio.sleep_ms(_TICK_MS)
+            now = time.ticks_ms()
+            self._alive_ms = now
+            self.uptime.ms(now)
+            self.alarms.tick(now)
+            if time.ticks_diff(now, last_rebase) >= _CLOCK_REBASE_MS:
+                self.clock.rebase(now)
+                last_rebase = now
+            if not healthy and self.uptime.ms(now) >= bootguard.HEALTHY_S * 1000:
+                healthy = True
+                bootguard.mark_healthy()
+
+    async def _telemetry(self):
+        due = time.ticks_ms()
+        while True:
+            active = self.alarms.any_active()
+            interval_ms = (self.cfg["alarm_interval_s"] if active else self.cfg["interval_s"]) * 1000
+            wait = time.ticks_diff(time.ticks_add(due, interval_ms), time.ticks_ms())
+            if wait > 0:
+                self._alarm_changed.clear()
+                try:
+                    # A raised alarm switches to the shorter interval at once.
+                    await asyncio.wait_for_ms(self._alarm_changed.wait(), wait)
+                    continue
+                except asyncio.TimeoutError:
+                    pass
+            due = time.ticks_add(due, interval_ms)
+            if time.ticks_diff(time.ticks_ms(), due) > interval_ms:
+                # Far behind (a long stall): restart the schedule from now.
+                due = time.ticks_ms()
+            # Wait for the probe cycle in progress so the record carries fresh values.
+            self._cycle_done.clear()
+            try:
+                await asyncio.wait_for_ms(self._cycle_done.wait(), _SAMPLE_WAIT_MS)
+            except asyncio.TimeoutError:
+                _log.warning("no probe cycle within %d ms; sending the last values", _SAMPLE_WAIT_MS)
+            self.publish_telemetry()
+
+    def publish_telemetry(self):
+        st = self.uplink.stats()
+        link = {"queued": st["queued"], "dropped": st["dropped"], "sent": st["sent"], "reconnects": st["reconnects"]}
+        payload = self.records.telemetry(
+            time.ticks_ms(), self.probes, self.humidity, self.gnss, self.inputs, self.alarms, link
+        )
+        self.uplink.put("telemetry", payload)
+        # A collection per record keeps fragmentation down (MicroPython's advice
+        # for long-running programs) and makes the logged free heap meaningful.
+        gc.collect()
+        _log.info("telemetry seq %d queued (%d waiting, %d dropped, %d bytes heap free)",
+                  self.records.seq, st["queued"] + 1, st["dropped"], gc.mem_free())
+
+    async def _indicate(self):
+        # Critical alarm: LED on, buzzer beeps 200 ms every second. Warning only: LED blinks.
+        phase = 0
+        while True:
+            sev = self.alarms.max_severity()
+            if sev == "critical":
+                self.indicator.set(phase == 0, True)
+            elif sev is not None:
+                self.indicator.set(False, phase < 3)
+            else:
+                self.indicator.set(False, False)
+            phase = (phase + 1) % 5
+            await asyncio.sleep_ms(200)
+
+    async def _watchdog(self, timeout_s):
+        wdt = board.watchdog(timeout_s * 1000)
+        while True:
+            if time.ticks_diff(time.ticks_ms(), self._alive_ms) < _STALL_MS:
+                wdt.feed()
+            await asyncio.sleep_ms(1000)
+
+    def _boot_event(self):
+        extra = {"fw": FW_VERSION, "reset_cause": board.reset_cause(), "config": self.config_source}
+        if self.config_errors:
+            extra["config_errors"] = ["%s: %s" % e for e in self.config_errors]
+        self._event("boot", time.ticks_ms(), extra)
+
+    async def run(self):
+        loop = asyncio.get_event_loop()
+        loop.set_exception_handler(_task_exception)
+        _log.info("device %s boot %d firmware %s", self.device_id, self.boot_id, FW_VERSION)
+        self._boot_event()
+        tasks = [
+            self.uplink.run(),
+            self.inputs.run(),
+            self.probes.run(self.cfg["sample_s"], self._on_probe_cycle),
+            self._tick(),
+            self._telemetry(),
+            self._indicate(),
+        ]
+        if self.humidity is not None:
+            tasks.append(self.humidity.run(self._on_humidity))
+        if self.gnss is not None:
+            tasks.append(self.gnss.run())
+        if self.cfg["watchdog_s"]:
+            tasks.append(self._watchdog(self.cfg["watchdog_s"]))
+        await asyncio.gather(*tasks)
+
+
+def _task_exception(loop, context):
+    # A task died: log the traceback (to flash when a log file is set). The
+    # watchdog catches the case where this stops sampling.
+    e = context.get("exception")
+    if e is not None:
+        _log.exc(e, "task failed: %s", context.get("message", ""))
+    else:
+        _log.error("task failed: %s", context.get("message", ""))
+
+
+async def main():
+    cfg, errors, source = config.load()
+    lg = cfg["log"]
+    log.setup(lg["level"], lg["file"] or None, lg["file_max_bytes"])
+    for key, reason in errors:
+        _log.error("config %s: %s", key, reason)
+    if errors:
+        _log.error("config.json rejected; running on the %s configuration", source)
+    term = Terminal(cfg, errors, source)
+    await term.run()

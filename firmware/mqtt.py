@@ -1,0 +1,672 @@
+# MQTT 3.1.1 client for asyncio: QoS 0/1 publish, subscribe, keepalive, last will, TLS
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+#
+# Usage:
+#   client = MQTTClient("trk-0042", "192.0.2.10", user="trk", password="secret",
+#                       will=(b"fleet/trk-0042/status", b'{"state":"offline"}', 1, True))
+#   await client.connect()
+#   await client.publish(b"fleet/trk-0042/telemetry", b'{"t":-18250}', qos=1)
+#
+# Errors: link failures (refused, reset, unreachable) raise OSError; protocol
+# failures and timeouts raise MQTTError, which is also an OSError, so one
+# `except OSError` covers both. After any error the connection is dead:
+# call close(), then connect() again.
+#
+# Nothing here blocks the asyncio loop. The socket is non-blocking, every
+# network await has a timeout, and a DNS name is resolved in a _thread worker.
+
+import asyncio
+import errno
+import select
+import socket
+from time import ticks_diff, ticks_ms
+
+from micropython import const
+
+from firmware import log
+
+_log = log.get("mqtt")
+
+_MAX_REMAINING_LENGTH = const(268435455)  # 4 length bytes of 7 bits each
+_MAX_STRING_BYTES = const(65535)
+_RX_MAX_BYTES = const(4096)  # larger incoming payloads are skipped, not delivered
+_RX_CHUNK_BYTES = const(64)
+_KEEPALIVE_TICK_MS = const(1000)
+_CONNECT_POLL_MS = const(5)
+_DNS_POLL_MS = const(20)
+
+# Packet types (high nibble of the first byte)
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)  # low nibble 0b0010 is required for SUBSCRIBE
+_SUBACK = const(0x90)
+_PINGRESP = const(0xD0)
+
+PINGREQ = b"\xc0\x00"
+DISCONNECT = b"\xe0\x00"
+
+# CONNACK return codes 1-5 (MQTT 3.1.1, section 3.2.2.3)
+_CONNACK_MEANING = (
+    "accepted",
+    "unacceptable protocol version",
+    "identifier rejected",
+    "server unavailable",
+    "bad user name or password",
+    "not authorised",
+)
+
+
+class MQTTError(OSError):
+    """A protocol failure or timeout. Its rc is the CONNACK return code when the broker rejected the connection."""
+
+    def __init__(self, message, rc=None):
+        super().__init__(message)
+        self.rc = rc
+
+
+def _to_bytes(value):
+    return value.encode() if isinstance(value, str) else value
+
+
+def _length_size(n):
+    if not 0 <= n <= _MAX_REMAINING_LENGTH:
+        raise ValueError("remaining length must be 0..268435455, got %d" % n)
+    size = 1
+    while n > 127:
+        n >>= 7
+        size += 1
+    return size
+
+
+def _put_length(buf, pos, n):
+    # Seven bits per byte, least significant group first. Bit 7 set means another byte follows.
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        buf[pos] = byte | 0x80 if n else byte
+        pos += 1
+        if not n:
+            return pos
+
+
+def _put_string(buf, pos, data):
+    n = len(data)
+    buf[pos] = n >> 8
+    buf[pos + 1] = n & 0xFF
+    buf[pos + 2 : pos + 2 + n] = data
+    return pos + 2 + n
+
+
+def _check_string(name, data):
+    if len(data) > _MAX_STRING_BYTES:
+        raise ValueError("%s must be at most 65535 bytes, got %d" % (name, len(data)))
+
+
+def encode_remaining_length(n):
+    """Return the 1-4 byte encoding of an MQTT Remaining Length (ValueError outside 0..268435455)."""
+    buf = bytearray(_length_size(n))
+    _put_length(buf, 0, n)
+    return bytes(buf)
+
+
+def decode_remaining_length(buf, pos=0):
+    """Decode the Remaining Length starting at buf[pos] and return (value, position after it)."""
+    value = 0
+    shift = 0
+    for i in range(4):
+        if pos + i >= len(buf):
+            raise ValueError("remaining length truncated after %d bytes" % i)
+        byte = buf[pos + i]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos + i + 1
+        shift += 7
+    raise ValueError("remaining length longer than 4 bytes")
+
+
+def _header(packet_type, remaining):
+    # Allocates the whole packet at once so that it can be sent in one write.
+    buf = bytearray(1 + _length_size(remaining) + remaining)
+    buf[0] = packet_type
+    return buf, _put_length(buf, 1, remaining)
+
+
+def connect_packet(client_id, keepalive_s, clean=True, user=b"", password=b"", will=None):
+    """Build a CONNECT packet. The will is (topic, payload, qos, retain) or None."""
+    client_id = _to_bytes(client_id)
+    user = _to_bytes(user)
+    password = _to_bytes(password)
+    if password and not user:
+        raise ValueError("MQTT 3.1.1 allows a password only together with a user name")
+    if not 0 <= keepalive_s <= 65535:
+        raise ValueError("keepalive must be 0..65535 s, got %d" % keepalive_s)
+    flags = 0x02 if clean else 0
+    remaining = 10 + 2 + len(client_id)
+    _check_string("client id", client_id)
+    if will:
+        will_topic = _to_bytes(will[0])
+        will_payload = _to_bytes(will[1])
+        _check_string("will topic", will_topic)
+        _check_string("will payload", will_payload)
+        flags |= 0x04 | (will[2] & 3) << 3 | (0x20 if will[3] else 0)
+        remaining += 4 + len(will_topic) + len(will_payload)
+    if user:
+        _check_string("user name", user)
+        flags |= 0x80
+        remaining += 2 + len(user)
+    if password:
+        _check_string("password", password)
+        flags |= 0x40
+        remaining += 2 + len(password)
+
+    buf, pos = _header(_CONNECT, remaining)
+    pos = _put_string(buf, pos, b"MQTT")
+    buf[pos] = 4  # protocol level 4 = MQTT 3.1.1
+    buf[pos + 1] = flags
+    buf[pos + 2] = keepalive_s >> 8
+    buf[pos + 3] = keepalive_s & 0xFF
+    pos = _put_string(buf, pos + 4, client_id)
+    if will:
+        pos = _put_string(buf, pos, will_topic)
+        pos = _put_string(buf, pos, will_payload)
+    if user:
+        pos = _put_string(buf, pos, user)
+    if password:
+        pos = _put_string(buf, pos, password)
+    return buf
+
+
+def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
+    """Build a PUBLISH packet. QoS 1 needs a packet id (pid), QoS 0 ignores it."""
+    topic = _to_bytes(topic)
+    payload = _to_bytes(payload)
+    _check_string("topic", topic)
+    if qos not in (0, 1):
+        raise ValueError("qos must be 0 or 1, got %r" % (qos,))
+    if qos and not 1 <= pid <= 65535:
+        raise ValueError("QoS 1 needs a packet id 1..65535, got %r" % (pid,))
+    remaining = 2 + len(topic) + len(payload)
+    first = _PUBLISH | qos << 1
+    if qos:
+        remaining += 2
+    if dup:
+        first |= 0x08
+    if retain:
+        first |= 0x01
+    buf, pos = _header(first, remaining)
+    pos = _put_string(buf, pos, topic)
+    if qos:
+        buf[pos] = pid >> 8
+        buf[pos + 1] = pid & 0xFF
+        pos += 2
+    buf[pos:] = payload
+    return buf
+
+
+def subscribe_packet(pid, topic_filter, qos=1):
+    """Build a SUBSCRIBE packet for one topic filter."""
+    topic_filter = _to_bytes(topic_filter)
+    _check_string("topic filter", topic_filter)
+    buf, pos = _header(_SUBSCRIBE, 2 + 2 + len(topic_filter) + 1)
+    buf[pos] = pid >> 8
+    buf[pos + 1] = pid & 0xFF
+    pos = _put_string(buf, pos + 2, topic_filter)
+    buf[pos] = qos
+    return buf
+
+
+def puback_packet(pid):
+    return bytes((_PUBACK, 2, pid >> 8, pid & 0xFF))
+
+
+def _current_task():
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None  # called outside a running loop
+
+
+def _is_ip_literal(host):
+    if ":" in host:
+        return True  # IPv6
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for part in parts:
+        if not part or not part.isdigit():
+            return False
+    return True
+
+
+class MQTTClient:
+    def __init__(
+        self,
+        client_id,
+        host,
+        port=1883,
+        user="",
+        password="",
+        keepalive_s=30,
+        ssl=None,
+        server_hostname=None,
+        timeout_s=10,
+        will=None,
+        on_message=None,
+    ):
+        self.client_id = _to_bytes(client_id)
+        self.host = host
+        self.port = port
+        self.user = _to_bytes(user or b"")
+        self.password = _to_bytes(password or b"")
+        if self.password and not self.user:
+            raise ValueError("MQTT 3.1.1 allows a password only together with a user name")
+        if will is not None and (len(will) != 4 or will[2] not in (0, 1, 2)):
+            raise ValueError("will must be (topic, payload, qos 0-2, retain), got %r" % (will,))
+        self.keepalive_s = keepalive_s
+        self.ssl = ssl
+        self.server_hostname = server_hostname or host
+        self.timeout_s = timeout_s
+        self.will = will
+        self.on_message = on_message
+
+        self.connected = False
+        # The exception that ended the last connection, None while it is healthy.
+        self.error = None
+        self._timeout_ms = timeout_s * 1000
+        self._sock = None
+        self._stream = None
+        self._write_lock = asyncio.Lock()
+        self._reader_task = None
+        self._ping_task = None
+        self._pid = 0
+        # Packet id -> [asyncio.Event, result]; result stays None until the ack arrives.
+        self._pending = {}
+        self._last_tx_ms = 0
+        self._ping_sent_ms = None
+        self._rxbuf = bytearray(_RX_CHUNK_BYTES)
+        self._stage = ""
+
+        # DNS worker state, shared with a _thread worker, so only touched under _dns_lock.
+        self._dns_lock = None
+        self._dns_busy = False
+        self._dns_result = None
+        self._dns_cache = None
+
+    # ---- connection -------------------------------------------------------
+
+    async def connect(self, clean=True):
+        """Open the connection and send CONNECT; return the CONNACK session-present flag."""
+        self.close()
+        self.error = None
+        addr_info = await self._resolve()
+        try:
+            return await asyncio.wait_for_ms(self._open(addr_info, clean), self._timeout_ms)
+        except asyncio.TimeoutError:
+            err = MQTTError(
+                "timed out after %d s %s (%s:%d)" % (self.timeout_s, self._stage, self.host, self.port)
+            )
+        except ValueError as e:
+            # mbedTLS reports certificate problems (bad CA, host name mismatch) as ValueError.
+            reason = " ".join(str(e).split())  # mbedTLS wraps its text in newlines
+            err = MQTTError("TLS handshake with %s:%d failed: %s" % (self.host, self.port, reason))
+        except OSError as e:
+            err = e
+        self.close()
+        self.error = err
+        raise err
+
+    async def _open(self, addr_info, clean):
+        self._stage = "waiting for the TCP connection"
+        sock = socket.socket(addr_info[0], addr_info[1], addr_info[2])
+        self._sock = sock
+        sock.setblocking(False)
+        try:
+            sock.connect(addr_info[-1])
+        except OSError as e:
+            if e.errno != errno.EINPROGRESS:
+                raise
+        await self._wait_writable(sock)
+
+        if self.ssl:
+            self._stage = "in the TLS handshake"
+            sock = self.ssl.wrap_socket(
+                sock, server_hostname=self.server_hostname, do_handshake_on_connect=False
+            )
+            self._sock = sock
+            sock.setblocking(False)
+        self._stream = asyncio.StreamReader(sock)
+
+        # The TLS handshake runs inside this first write. A refused TCP
+        # connection shows here too, as OSError ECONNREFUSED.
+        await self._send(
+            connect_packet(self.client_id, self.keepalive_s, clean, self.user, self.password, self.will)
+        )
+
+        self._stage = "waiting for CONNACK"
+        buf = self._rxbuf
+        await self._recv_into(buf, 4)
+        if buf[0] != _CONNACK or buf[1] != 2:
+            raise MQTTError("expected CONNACK, got packet 0x%02x 0x%02x" % (buf[0], buf[1]))
+        rc = buf[3]
+        if rc:
+            meaning = _CONNACK_MEANING[rc] if rc < len(_CONNACK_MEANING) else "unknown reason"
+            raise MQTTError("connection refused: %s (rc %d)" % (meaning, rc), rc)
+
+        self.connected = True
+        self._ping_sent_ms = None
+        self._reader_task = asyncio.create_task(self._read_loop())
+        if self.keepalive_s:
+            self._ping_task = asyncio.create_task(self._keepalive_loop())
+        return bool(buf[2] & 1)
+
+    async def _wait_writable(self, sock):
+        # A non-blocking connect has finished when the socket polls writable. A refused
+        # connect polls POLLERR/POLLHUP, and the first write then raises the real errno.
+        # asyncio has no public "wait until writable", so this polls a private poller.
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        try:
+            while not poller.poll(0):
+                await asyncio.sleep_ms(_CONNECT_POLL_MS)
+        finally:
+            poller.unregister(sock)
+
+    async def _resolve(self):
+        # Returns one getaddrinfo() entry: (family, type, proto, canonname, sockaddr).
+        if _is_ip_literal(self.host):
+            # getaddrinfo of an address literal needs no DNS query, so it returns at once.
+            return socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        try:
+            import _thread
+        except ImportError:
+            # TODO this is blocking! A port without _thread resolves on the loop's thread.
+            return socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+
+        # NOTE: the threaded DNS path runs on the unix port (tests use "localhost")
+        # but is untested on the ESP32, including the worker's stack size.
+        if self._dns_lock is None:
+            self._dns_lock = _thread.allocate_lock()
+        with self._dns_lock:
+            start = not self._dns_busy
+            if start:
+                self._dns_busy = True
+                self._dns_result = None
+        if start:
+            _thread.start_new_thread(self._dns_worker, (self.host, self.port))
+
+        # A worker left over from a timed-out lookup is waited for again, never doubled.
+        started_ms = ticks_ms()
+        while True:
+            with self._dns_lock:
+                result = self._dns_result
+                if result is not None:
+                    self._dns_result = None
+            if result is not None:
+                break
+            if ticks_diff(ticks_ms(), started_ms) >= self._timeout_ms:
+                result = MQTTError("timed out after %d s resolving %s" % (self.timeout_s, self.host))
+                break
+            await asyncio.sleep_ms(_DNS_POLL_MS)
+
+        if isinstance(result, tuple):
+            self._dns_cache = result
+            return result
+        if self._dns_cache is not None:
+            _log.warning("DNS lookup of %s failed (%s); using the last good address", self.host, result)
+            return self._dns_cache
+        if isinstance(result, OSError):
+            raise result
+        raise MQTTError("DNS lookup of %s failed: %r" % (self.host, result))
+
+    def _dns_worker(self, host, port):
+        # Runs in a _thread worker, because getaddrinfo blocks until the DNS server replies.
+        try:
+            result = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        except Exception as e:
+            result = e
+        with self._dns_lock:
+            self._dns_result = result
+            self._dns_busy = False
+
+    async def disconnect(self):
+        """Send DISCONNECT (so the broker discards the last will) and close the connection."""
+        try:
+            if self.connected:
+                await self._send(DISCONNECT)
+        finally:
+            self.close()
+
+    def close(self):
+        """Drop the connection without DISCONNECT, so the broker publishes the last will."""
+        if self._sock is not None or self.connected:
+            self._fail(self.error or MQTTError("connection closed"))
+        # _fail cancelled the tasks, which takes them off the poller, so no poll
+        # runs on the closed socket.
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._stream = None
+
+    def _fail(self, err):
+        # Mark the connection dead and wake every coroutine that waits for an ack.
+        # The socket stays open until close(), after the tasks have left the poller.
+        if self.error is None:
+            self.error = err
+        self.connected = False
+        current = _current_task()
+        for task in (self._reader_task, self._ping_task):
+            if task is not None and task is not current:
+                task.cancel()
+        self._reader_task = None
+        self._ping_task = None
+        for pid in self._pending:
+            self._pending[pid][0].set()
+
+    # ---- sending ----------------------------------------------------------
+
+    async def _send(self, packet):
+        # One write per packet: Stream.write hands the whole buffer to the socket,
+        # because several small writes stall on Nagle's algorithm plus delayed ACK.
+        async with self._write_lock:
+            stream = self._stream
+            if stream is None:
+                raise self.error or MQTTError("not connected")
+            try:
+                stream.write(packet)
+                await asyncio.wait_for_ms(stream.drain(), self._timeout_ms)
+            except asyncio.TimeoutError:
+                err = MQTTError(
+                    "timed out after %d s sending to %s:%d" % (self.timeout_s, self.host, self.port)
+                )
+                self._fail(err)
+                raise err
+            except OSError as e:
+                self._fail(e)
+                raise
+        self._last_tx_ms = ticks_ms()
+
+    def _next_pid(self):
+        pid = self._pid
+        while True:
+            pid = pid % 65535 + 1
+            if pid not in self._pending:
+                self._pid = pid
+                return pid
+
+    async def _wait_ack(self, pid, waiter, ack_name):
+        try:
+            await asyncio.wait_for_ms(waiter[0].wait(), self._timeout_ms)
+        except asyncio.TimeoutError:
+            err = MQTTError(
+                "timed out after %d s waiting for %s of packet id %d" % (self.timeout_s, ack_name, pid)
+            )
+            self._fail(err)
+            raise err
+        if waiter[1] is None:
+            raise self.error or MQTTError("connection closed while waiting for %s" % ack_name)
+        return waiter[1]
+
+    async def publish(self, topic, payload, qos=0, retain=False):
+        """Send a PUBLISH; with qos=1 return only after the broker's PUBACK arrived."""
+        if not self.connected:
+            raise self.error or MQTTError("not connected")
+        if not qos:
+            await self._send(publish_packet(topic, payload, 0, retain))
+            return
+        pid = self._next_pid()
+        waiter = [asyncio.Event(), None]
+        self._pending[pid] = waiter
+        try:
+            await self._send(publish_packet(topic, payload, qos, retain, pid))
+            await self._wait_ack(pid, waiter, "PUBACK")
+        finally:
+            self._pending.pop(pid, None)
+
+    async def subscribe(self, topic_filter, qos=1):
+        """Subscribe to one topic filter and return the granted QoS. Raise MQTTError if rejected."""
+        if qos not in (0, 1):
+            raise ValueError("qos must be 0 or 1, got %r" % (qos,))
+        if not self.connected:
+            raise self.error or MQTTError("not connected")
+        pid = self._next_pid()
+        waiter = [asyncio.Event(), None]
+        self._pending[pid] = waiter
+        try:
+            await self._send(subscribe_packet(pid, topic_filter, qos))
+            granted = await self._wait_ack(pid, waiter, "SUBACK")
+        finally:
+            self._pending.pop(pid, None)
+        if granted == 0x80:
+            raise MQTTError("broker rejected the subscription to %s" % (_to_bytes(topic_filter),))
+        return granted
+
+    # ---- background tasks -------------------------------------------------
+
+    async def _keepalive_loop(self):
+        # PINGREQ after keepalive_s/2 without sending anything, well inside the
+        # broker's limit of 1.5 x keepalive_s. No PINGRESP within timeout_s means
+        # the link is dead even when TCP has not noticed yet.
+        half_ms = self.keepalive_s * 500
+        try:
+            while True:
+                await asyncio.sleep_ms(_KEEPALIVE_TICK_MS)
+                now = ticks_ms()
+                if self._ping_sent_ms is not None:
+                    if ticks_diff(now, self._ping_sent_ms) > self._timeout_ms:
+                        self._fail(MQTTError("no PINGRESP within %d s" % self.timeout_s))
+                        return
+                elif ticks_diff(now, self._last_tx_ms) >= half_ms:
+                    self._ping_sent_ms = now
+                    await self._send(PINGREQ)
+        except OSError as e:
+            self._fail(e)
+
+    async def _read_loop(self):
+        # With pings every keepalive_s/2, a healthy broker sends something at
+        # least every keepalive_s/2 + timeout_s; silence for longer means a dead link.
+        silence_ms = (self.keepalive_s * 1000 + self._timeout_ms) if self.keepalive_s else 0
+        try:
+            while True:
+                if silence_ms:
+                    await asyncio.wait_for_ms(self._read_packet(), silence_ms)
+                else:
+                    await self._read_packet()
+        except asyncio.TimeoutError:
+            self._fail(MQTTError("nothing received from %s:%d for %d ms" % (self.host, self.port, silence_ms)))
+        except OSError as e:
+            self._fail(e)
+        except Exception as e:
+            _log.exc(e, "MQTT reader failed")
+            self._fail(MQTTError("reader failed: %r" % (e,)))
+
+    async def _recv_into(self, buf, n):
+        # Fill buf[0:n]. A TLS socket returns None while a record is still incomplete.
+        mv = memoryview(buf)
+        got = 0
+        while got < n:
+            count = await self._stream.readinto(mv[got:n])
+            if count is None:
+                continue
+            if not count:
+                raise MQTTError("connection closed by the broker (%s:%d)" % (self.host, self.port))
+            got += count
+
+    async def _read_packet(self):
+        buf = self._rxbuf
+        await self._recv_into(buf, 1)
+        first = buf[0]
+        remaining = 0
+        for i in range(4):
+            await self._recv_into(buf, 1)
+            remaining |= (buf[0] & 0x7F) << (7 * i)
+            if not buf[0] & 0x80:
+                break
+        else:
+            raise MQTTError("malformed remaining length in packet 0x%02x" % first)
+
+        kind = first & 0xF0
+        if kind == _PUBLISH:
+            await self._read_publish(first, remaining)
+        elif kind == _PUBACK and remaining == 2:
+            await self._recv_into(buf, 2)
+            self._ack(buf[0] << 8 | buf[1], True)
+        elif kind == _SUBACK and remaining == 3:
+            await self._recv_into(buf, 3)
+            self._ack(buf[0] << 8 | buf[1], buf[2])
+        elif kind == _PINGRESP and remaining == 0:
+            self._ping_sent_ms = None
+        else:
+            raise MQTTError("unexpected packet 0x%02x with remaining length %d" % (first, remaining))
+
+    def _ack(self, pid, result):
+        waiter = self._pending.get(pid)
+        if waiter is None:
+            _log.debug("ack for unknown packet id %d", pid)
+            return
+        waiter[1] = result
+        waiter[0].set()
+
+    async def _read_publish(self, first, remaining):
+        qos = (first >> 1) & 3
+        retain = bool(first & 1)
+        if qos > 1:
+            # subscribe() accepts QoS 0 and 1 only, so a conforming broker never sends QoS 2.
+            raise MQTTError("unexpected PUBLISH with QoS %d" % qos)
+        buf = self._rxbuf
+        await self._recv_into(buf, 2)
+        topic_len = buf[0] << 8 | buf[1]
+        payload_len = remaining - 2 - topic_len - (2 if qos else 0)
+        if payload_len < 0:
+            raise MQTTError("malformed PUBLISH: topic length %d, remaining length %d" % (topic_len, remaining))
+        topic = bytearray(topic_len)
+        await self._recv_into(topic, topic_len)
+        pid = 0
+        if qos:
+            await self._recv_into(buf, 2)
+            pid = buf[0] << 8 | buf[1]
+
+        if payload_len > _RX_MAX_BYTES:
+            skipped = payload_len
+            while skipped:
+                chunk = min(skipped, len(buf))
+                await self._recv_into(buf, chunk)
+                skipped -= chunk
+            _log.warning("skipped a %d-byte message on %s (limit %d)", payload_len, topic, _RX_MAX_BYTES)
+            payload = None
+        else:
+            payload = bytearray(payload_len)
+            await self._recv_into(payload, payload_len)
+
+        if qos:
+            await self._send(puback_packet(pid))
+        if payload is not None and self.on_message is not None:
+            try:
+                self.on_message(bytes(topic), bytes(payload), retain)
+            except Exception as e:
+                # A bug in the handler must not take the connection down.
+                _log.exc(e, "message handler failed for %s", topic)

@@ -1,0 +1,87 @@
+# Expected values computed from a scenario file and its NMEA capture, independently of the firmware
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pynmea2
+
+from conftest import REPO
+
+
+def curve(points, t):
+    """Piecewise-linear value of [[t, v], ...] at t, constant outside the points."""
+    if t <= points[0][0]:
+        return points[0][1]
+    for (t0, v0), (t1, v1) in zip(points, points[1:]):
+        if t0 <= t <= t1:
+            return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return points[-1][1]
+
+
+def crossing(points, level, rising, after=0.0):
+    """First time after `after` where the curve passes level upwards (rising) or downwards."""
+    t = after
+    while t <= points[-1][0] + 1:
+        v = curve(points, t)
+        if (v > level) if rising else (v <= level):
+            return t
+        t += 0.01
+    return None
+
+
+def capture_positions(path):
+    """Map "hh:mm:ss" -> (lat, lon) from the capture's RMC/GGA sentences, decoded by pynmea2."""
+    out = {}
+    for raw in Path(path).read_bytes().split(b"\n"):
+        line = raw.strip().decode("latin-1")
+        if not line.startswith("$") or line.startswith("$P"):
+            continue
+        try:
+            msg = pynmea2.parse(line)
+        except pynmea2.ParseError:
+            continue
+        if getattr(msg, "sentence_type", "") not in ("RMC", "GGA") or not getattr(msg, "lat", ""):
+            continue
+        out[msg.timestamp.strftime("%H:%M:%S")] = (msg.latitude, msg.longitude)
+    return out
+
+
+class Recorder:
+    """paho-mqtt subscriber that keeps every message with its arrival time."""
+
+    def __init__(self, port, topic):
+        self.messages = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="e2e-recorder-%d" % time.time_ns())
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        with self._lock:
+            self.messages.append((time.monotonic(), msg.topic.rsplit("/", 1)[-1], msg.retain,
+                                  json.loads(msg.payload)))
+
+    def stop(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def of(self, kind):
+        return [m[3] for m in self.messages if m[1] == kind]
+
+
+def run_vterm(port, scenario, device_id, state, duration, extra=()):
+    """Run tools/vterm.py to the end and return its exit status and output."""
+    cmd = [sys.executable, str(REPO / "tools" / "vterm.py"), "run", "--broker", "127.0.0.1:%d" % port,
+           "--scenario", str(scenario), "--device-id", device_id, "--state", str(state),
+           "--duration", str(duration), *extra]
+    proc = subprocess.run(cmd, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=duration + 60)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace")

@@ -1,0 +1,81 @@
+# End to end: a broker that accepts TCP and never answers must not delay sampling or alarms
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+#
+# The terminal's console log (timestamps in seconds since boot) shows when it
+# queued each telemetry record and when it raised each alarm; both must stay on
+# the scenario's schedule while every MQTT connect attempt hangs until timeout.
+
+import json
+import re
+import socket
+import threading
+
+from conftest import REPO, free_port
+from scenario_expect import crossing, run_vterm
+
+SCENARIO = REPO / "tests" / "data" / "scenarios" / "e2e.json"
+_DURATION_S = 60
+
+
+class SilentListener:
+    """Accepts TCP connections and never sends a byte."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+        self.accepted = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted.append(conn)
+
+    def close(self):
+        self._stop = True
+        self.thread.join(2)
+        for c in self.accepted:
+            c.close()
+        self.sock.close()
+
+
+def test_silent_broker_does_not_stall_the_loop(tmp_path):
+    sc = json.loads(SCENARIO.read_text())
+    bh = SilentListener()
+    try:
+        rc, out = run_vterm(bh.port, SCENARIO, "TRK-BH", tmp_path / "state", _DURATION_S)
+    finally:
+        bh.close()
+    assert rc == 0, out[-3000:]
+    assert bh.accepted, "the terminal never tried to connect"
+
+    line = re.compile(r"fw\| (\d+\.\d{3}) \[(\w+)\] (\w): (.*)")
+    events = [(float(m.group(1)), m.group(2), m.group(4)) for m in map(line.search, out.splitlines()) if m]
+    queued = [t for t, sub, msg in events if sub == "app" and msg.startswith("telemetry seq")]
+    assert len(queued) >= 8, out[-3000:]
+    for a, b in zip(queued, queued[1:]):
+        assert b - a <= sc["config"]["interval_s"] + 2.5, "telemetry stalled %.1f s at %.1f s" % (b - a, a)
+
+    raised = {msg.split(" raised")[0]: t for t, sub, msg in events if sub == "alarm" and " raised" in msg}
+    assert "door_open" in raised, raised
+    assert abs(raised["door_open"] - 15) <= 3
+    assert "sos" in raised, raised
+    assert abs(raised["sos"] - 30) <= 3
+    pts = next(p for p in sc["probes"] if p["rom"] == "28112233050000FC")["temp"]
+    due = crossing(pts, 8.0, rising=True) + sc["config"]["alarm"]["delay_s"]
+    assert "temp_high:rear" in raised
+    assert due - 3 <= raised["temp_high:rear"] <= due + 5, (due, raised["temp_high:rear"])
+
+    # Nothing was delivered, so every record is still queued or was dropped and counted.
+    last = re.findall(r"telemetry seq (\d+) queued \((\d+) waiting, (\d+) dropped", out)[-1]
+    seq, waiting, dropped = map(int, last)
+    assert waiting + dropped >= seq, last

@@ -1,0 +1,55 @@
+# Tests of firmware.clock: calendar arithmetic and when GNSS time is trusted
+from firmware import clock
+
+
+class _Fix:
+    def __init__(self, y, mo, d, h, mi, s, ms=0, valid=True):
+        self.year, self.month, self.day = y, mo, d
+        self.hour, self.minute, self.second, self.ms = h, mi, s, ms
+        self.valid = valid
+
+
+def test_unix_seconds_known_values():
+    # Reference values: date -u -d '2000-01-01' +%s etc.
+    assert clock.unix_seconds(1970, 1, 1, 0, 0, 0) == 0
+    assert clock.unix_seconds(2000, 1, 1, 0, 0, 0) == 946684800
+    assert clock.unix_seconds(2026, 3, 20, 6, 15, 30) == 1773987330
+    assert clock.unix_seconds(2024, 2, 29, 23, 59, 59) == 1709251199
+
+
+def test_iso_round_trip():
+    assert clock.iso_utc(1773987330) == "2026-03-20T06:15:30Z"
+    assert clock.iso_utc(951782400) == "2000-02-29T00:00:00Z"
+    assert clock.iso_utc(0) == "1970-01-01T00:00:00Z"
+
+
+def test_two_agreeing_fixes_set_clock():
+    c = clock.Clock(min_year=2026)
+    assert not c.offer_fix(_Fix(2026, 3, 16, 8, 10, 16), now_ms=1000)
+    assert c.unix_ms_at(1000) is None
+    assert c.offer_fix(_Fix(2026, 3, 16, 8, 10, 17), now_ms=2000)
+    assert c.unix_ms_at(2000) == clock.unix_seconds(2026, 3, 16, 8, 10, 17) * 1000
+    assert c.unix_ms_at(1500) == clock.unix_seconds(2026, 3, 16, 8, 10, 16) * 1000 + 500
+
+
+def test_default_dates_never_set_clock():
+    # Case F3: 1980 default date, then a week-rollover date 2006-07-31 with status A.
+    c = clock.Clock(min_year=2026)
+    assert not c.offer_fix(_Fix(1980, 1, 5, 23, 59, 58, valid=False), now_ms=0)
+    assert not c.offer_fix(_Fix(2006, 7, 31, 8, 10, 15), now_ms=1000)
+    assert not c.offer_fix(_Fix(2006, 7, 31, 8, 10, 16), now_ms=2000)
+    assert not c.synced()
+
+
+def test_disagreeing_fixes_rejected():
+    c = clock.Clock(min_year=2026)
+    c.offer_fix(_Fix(2026, 3, 16, 8, 10, 16), now_ms=0)
+    assert not c.offer_fix(_Fix(2026, 3, 16, 8, 15, 0), now_ms=1000), "a 284 s jump in 1 s of ticks"
+    assert c.offer_fix(_Fix(2026, 3, 16, 8, 15, 1), now_ms=2000)
+
+
+def test_uptime_accumulates():
+    u = clock.Uptime()
+    base = u._last
+    assert u.ms(base + 500) == 500
+    assert u.ms(base + 1500) == 1500

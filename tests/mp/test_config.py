@@ -1,0 +1,104 @@
+# Tests of firmware.config: defaults, merging, validation messages and the last-good fallback
+import json
+import os
+
+from firmware import config
+
+_TMP = "/tmp/vt-config-test"
+
+
+def _paths():
+    try:
+        os.mkdir(_TMP)
+    except OSError:
+        pass
+    for f in ("config.json", "good.json", "good.json.tmp"):
+        try:
+            os.remove(_TMP + "/" + f)
+        except OSError:
+            pass
+    return _TMP + "/config.json", _TMP + "/good.json"
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_defaults_valid():
+    assert config.validate(config.merge(config.DEFAULTS, {})) == []
+
+
+def test_errors_name_key_and_value():
+    cfg = config.merge(config.DEFAULTS, {"interval_s": 0, "mqtt": {"port": "1883", "colour": 1}})
+    errors = dict(config.validate(cfg))
+    assert errors["interval_s"] == "must be 1..86400, got 0"
+    assert errors["mqtt.port"] == "must be an integer, got '1883'"
+    assert errors["mqtt.colour"] == "unknown key"
+
+
+def test_bool_is_not_an_int():
+    errors = dict(config.validate(config.merge(config.DEFAULTS, {"queue_len": True})))
+    assert "queue_len" in errors
+
+
+def test_probe_rules():
+    probes = [
+        {"rom": "28:A1:B2:C3:04:00:00:96", "name": "front", "low": 2.0, "high": 8.0},
+        {"rom": "28A1B2C304000097", "name": "rear"},
+        {"rom": "28112233050000FC", "name": "front", "low": 9, "high": 8},
+        {"rom": "28A1B2C304000096", "name": "dup"},
+        {"rom": "nothex", "name": "x", "colour": "red"},
+    ]
+    errors = dict(config.validate(config.merge(config.DEFAULTS, {"probes": probes})))
+    assert "probes[0].rom" not in errors
+    assert "CRC byte does not match" in errors["probes[1].rom"]
+    assert errors["probes[2].name"] == "name 'front' used twice"
+    assert errors["probes[2]"] == "low (9) must be below high (8)"
+    assert "listed twice" in errors["probes[3].rom"]
+    assert errors["probes[4].colour"] == "unknown key"
+    assert "16 hex digits" in errors["probes[4].rom"]
+
+
+def test_rom_crc_case_b4_ids():
+    # The ROM IDs of case B4 carry a valid Dallas CRC-8 in their last byte.
+    assert config.rom_crc_ok(config.parse_rom("28:A1:B2:C3:04:00:00:96"))
+    assert config.rom_crc_ok(config.parse_rom("28:11:22:33:05:00:00:FC"))
+    assert not config.rom_crc_ok(config.parse_rom("28:11:22:33:05:00:00:FD"))
+
+
+def test_load_missing_file_gives_defaults():
+    path, good = _paths()
+    cfg, errors, source = config.load(path, good)
+    assert errors == []
+    assert source == "file"
+    assert cfg["interval_s"] == config.DEFAULTS["interval_s"]
+
+
+def test_broken_file_falls_back_to_last_good():
+    path, good = _paths()
+    _write(path, json.dumps({"interval_s": 30}))
+    cfg, errors, source = config.load(path, good)
+    assert (cfg["interval_s"], errors, source) == (30, [], "file")
+    _write(path, '{"interval_s": 30,')
+    cfg, errors, source = config.load(path, good)
+    assert source == "last-good"
+    assert cfg["interval_s"] == 30
+    assert errors[0][0] == path
+    assert errors[0][1].startswith("invalid JSON")
+
+
+def test_bad_value_without_good_copy_gives_defaults():
+    path, good = _paths()
+    _write(path, json.dumps({"mqtt": {"port": 70000}}))
+    cfg, errors, source = config.load(path, good)
+    assert source == "defaults"
+    assert cfg["mqtt"]["port"] == 1883
+    assert errors == [("mqtt.port", "must be 1..65535, got 70000")]
+
+
+def test_redacted_hides_secrets():
+    cfg = config.merge(config.DEFAULTS, {"mqtt": {"password": "s3cret"}})
+    red = config.redacted(cfg)
+    assert red["mqtt"]["password"] == "***"
+    assert cfg["mqtt"]["password"] == "s3cret"

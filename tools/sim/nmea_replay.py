@@ -1,0 +1,297 @@
+# NMEA capture replay for the simulated GNSS UART: epochs, the capture's own pace, date rewriting
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+#
+# A capture is a text file of NMEA sentences as a receiver sent them, such as
+# the GPSD regression logs under tests/data/nmea/. Capture indexes the file
+# once and reads one epoch at a time from it, so a large capture does not sit
+# in the interpreter's heap next to the firmware. Replay turns the epochs into
+# bytes on a simulated serial line.
+#
+# Rules (docs/scenario.md repeats them for scenario authors):
+# - Lines that start with '#' and blank lines are skipped. LF and CRLF line
+#   ends are both accepted; every line is sent with CRLF, as receivers do. A
+#   last line without any line end is sent without one.
+# - An epoch starts at a sentence whose time field (hhmmss or hhmmss.sss)
+#   differs from the current epoch's time. Sentences without a time (GSA,
+#   GSV, VTG, TXT, proprietary $P...) belong to the current epoch, and so do
+#   lines before the first time.
+# - Each epoch is released the capture's own time step after the previous
+#   one (the difference of the two times, across midnight too). A step longer
+#   than 5 s, or a time going backwards, is shortened to 1 s, so receiver
+#   restarts and cut-together captures do not stall the replay.
+# - When looping, the first epoch follows the last one after the last
+#   epoch's own step (1 s for a capture of one epoch).
+# - With a date, the date fields of RMC (ddmmyy) and ZDA (dd,mm,yyyy) are
+#   replaced and the checksum is recomputed. A sentence whose checksum was
+#   wrong stays wrong by the same XOR difference, and empty date fields stay
+#   empty. Times of day and positions are never changed.
+# - On the line, a byte takes 10 bit times (8N1), so baud/10 bytes arrive per
+#   second. An epoch that needs longer than the step to the next one delays
+#   that one, as a receiver with too little baud rate for its output would.
+
+from array import array
+
+from micropython import const
+
+_MAX_STEP_MS = const(5000)
+_LONG_STEP_MS = const(1000)
+_DAY_MS = const(86_400_000)
+
+# Sentence formatter (characters 3-5 of the address) -> index of its UTC time field.
+_TIME_FIELD = {
+    b"GGA": 1,
+    b"RMC": 1,
+    b"GLL": 5,
+    b"ZDA": 1,
+    b"GNS": 1,
+    b"GST": 1,
+    b"GBS": 1,
+    b"GRS": 1,
+}
+_RMC_DATE_FIELD = const(9)
+_ZDA_DAY_FIELD = const(2)
+
+_HASH = const(0x23)
+_DOLLAR = const(0x24)
+_STAR = const(0x2A)
+_P = const(0x50)
+
+
+def checksum(body):
+    """Return the NMEA checksum of body: the XOR of its bytes (the text between '$' and '*')."""
+    x = 0
+    for b in body:
+        x ^= b
+    return x
+
+
+def _sentence_bounds(line):
+    # Return (index of '$', index of '*' or len(line)); '$' is -1 when missing.
+    i = 0
+    n = len(line)
+    while i < n and line[i] == 0x20:
+        i += 1
+    if i == n or line[i] != _DOLLAR:
+        return -1, n
+    star = line.find(b"*", i)
+    return i, (n if star < 0 else star)
+
+
+def _formatter(address):
+    # Return b"RMC" for b"GPRMC"; None for proprietary ($P...) and odd addresses.
+    if len(address) != 5 or address[0] == _P:
+        return None
+    return address[2:5]
+
+
+def _hhmmss_ms(field):
+    # Return the time of day in ms of b"hhmmss" or b"hhmmss.sss", or None.
+    if len(field) < 6:
+        return None
+    for i in range(6):
+        if not 0x30 <= field[i] <= 0x39:
+            return None
+    hours = int(field[0:2])
+    minutes = int(field[2:4])
+    seconds = int(field[4:6])
+    # 60 seconds is a leap second.
+    if hours > 23 or minutes > 59 or seconds > 60:
+        return None
+    ms = ((hours * 60 + minutes) * 60 + seconds) * 1000
+    if len(field) > 7 and field[6] == 0x2E:
+        scale = 100
+        for i in range(7, min(len(field), 10)):
+            digit = field[i] - 0x30
+            if not 0 <= digit <= 9:
+                return None
+            ms += digit * scale
+            scale //= 10
+    return ms
+
+
+def sentence_time_ms(line):
+    """Return the UTC time of day in ms that a sentence carries, or None if it carries none."""
+    start, end = _sentence_bounds(line)
+    if start < 0:
+        return None
+    fields = line[start + 1 : end].split(b",")
+    index = _TIME_FIELD.get(_formatter(fields[0]))
+    if index is None or index >= len(fields):
+        return None
+    return _hhmmss_ms(fields[index])
+
+
+def rewrite_date(line, date):
+    """Return line with its RMC or ZDA date set to date (year, month, day), or line unchanged.
+
+    Only sentences with a two-digit checksum are changed; see the module header.
+    """
+    start, end = _sentence_bounds(line)
+    if start < 0 or end + 3 > len(line):
+        return line
+    try:
+        received = int(line[end + 1 : end + 3], 16)
+    except ValueError:
+        return line
+    body = line[start + 1 : end]
+    fields = body.split(b",")
+    kind = _formatter(fields[0])
+    year, month, day = date
+    if kind == b"RMC" and len(fields) > _RMC_DATE_FIELD and fields[_RMC_DATE_FIELD]:
+        fields[_RMC_DATE_FIELD] = b"%02d%02d%02d" % (day, month, year % 100)
+    elif kind == b"ZDA" and len(fields) > _ZDA_DAY_FIELD + 2 and fields[_ZDA_DAY_FIELD + 2]:
+        fields[_ZDA_DAY_FIELD] = b"%02d" % day
+        fields[_ZDA_DAY_FIELD + 1] = b"%02d" % month
+        fields[_ZDA_DAY_FIELD + 2] = b"%04d" % year
+    else:
+        return line
+    new_body = b",".join(fields)
+    # Keep a wrong checksum wrong: carry over its difference from the right one.
+    error = checksum(body) ^ received
+    return b"%s%s*%02X%s" % (line[: start + 1], new_body, checksum(new_body) ^ error, line[end + 3 :])
+
+
+class Capture:
+    """An NMEA capture file split into epochs; epoch_bytes(i) reads one epoch from the file."""
+
+    def __init__(self, path, date=None):
+        # date: (year, month, day) to write into RMC and ZDA sentences, or None.
+        self.path = path
+        self.date = date
+        self._file = open(path, "rb")
+        # File offset of each epoch's first line and the ms before it is released.
+        self._starts = array("i")
+        self._steps = array("i")
+        self._size = 0
+        self._index()
+        if not self._starts:
+            self._file.close()
+            raise ValueError("no NMEA sentences in %s" % path)
+
+    def _index(self):
+        f = self._file
+        offset = 0
+        epoch_ms = None
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            line_offset = offset
+            offset += len(line)
+            if line[0] == _HASH or not line.strip():
+                continue
+            if not self._starts:
+                self._starts.append(0)
+                self._steps.append(0)
+            t = sentence_time_ms(line)
+            if t is None or t == epoch_ms:
+                continue
+            if epoch_ms is None:
+                # The first time seen belongs to the epoch already open.
+                epoch_ms = t
+                continue
+            step = (t - epoch_ms) % _DAY_MS
+            if step > _MAX_STEP_MS:
+                step = _LONG_STEP_MS
+            self._starts.append(line_offset)
+            self._steps.append(step)
+            epoch_ms = t
+        self._size = offset
+
+    @property
+    def epoch_count(self):
+        return len(self._starts)
+
+    def step_ms(self, i):
+        """Return the ms between the release of epoch i-1 and epoch i (0 for the first epoch)."""
+        return self._steps[i]
+
+    def loop_step_ms(self):
+        """Return the ms between the last epoch and the first one when the replay starts over."""
+        n = len(self._steps)
+        return self._steps[n - 1] if n > 1 else _LONG_STEP_MS
+
+    def epoch_bytes(self, i):
+        """Return epoch i as the receiver sends it: CRLF line ends, comments dropped, dates rewritten."""
+        start = self._starts[i]
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else self._size
+        self._file.seek(start)
+        raw = self._file.read(end - start)
+        out = bytearray()
+        lines = raw.split(b"\n")
+        last = len(lines) - 1
+        for k in range(len(lines)):
+            line = lines[k]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line.strip() or line[0] == _HASH:
+                continue
+            if self.date is not None:
+                line = rewrite_date(line, self.date)
+            out += line
+            # The piece after the last LF had no line end in the file.
+            if k < last:
+                out += b"\r\n"
+        return out
+
+    def close(self):
+        self._file.close()
+
+
+class Replay:
+    """The bytes of a capture on a serial line: epoch by epoch at the capture's pace, baud/10 bytes/s.
+
+    pump(now_ms, sink) hands sink.put(data, start, end) every byte that has
+    arrived by now_ms. Time is in ms on any clock that starts at start_ms.
+    """
+
+    def __init__(self, capture, baud, loop=True, start_ms=0):
+        self.capture = capture
+        self.baud = baud
+        self.loop = loop
+        self.done = False
+        self.epochs_sent = 0
+        self._epoch = 0
+        # When the current epoch is due by the capture's pace, and when its
+        # first byte goes on the line (later if the line is still busy).
+        self._release_ms = start_ms
+        self._wire_ms = start_ms
+        self._data = None
+        self._sent = 0
+
+    def pump(self, now_ms, sink):
+        """Pass the bytes that arrived up to now_ms to sink; allocates only when an epoch starts."""
+        while not self.done:
+            if now_ms < self._wire_ms:
+                return
+            data = self._data
+            if data is None:
+                data = self._data = self.capture.epoch_bytes(self._epoch)
+                self._sent = 0
+            n = len(data)
+            due = (now_ms - self._wire_ms) * self.baud // 10_000
+            if due > n:
+                due = n
+            if due > self._sent:
+                sink.put(data, self._sent, due)
+                self._sent = due
+            if due < n:
+                return
+            self._next_epoch(n)
+
+    def _next_epoch(self, n):
+        # The line is busy until the last stop bit of this epoch has gone out.
+        line_free_ms = self._wire_ms + (n * 10_000 + self.baud - 1) // self.baud
+        self._data = None
+        self.epochs_sent += 1
+        self._epoch += 1
+        if self._epoch == self.capture.epoch_count:
+            if not self.loop:
+                self.done = True
+                return
+            self._epoch = 0
+            step = self.capture.loop_step_ms()
+        else:
+            step = self.capture.step_ms(self._epoch)
+        self._release_ms += step
+        self._wire_ms = max(self._release_ms, line_free_ms)
