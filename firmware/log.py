@@ -26,6 +26,8 @@ _LETTERS = {DEBUG: "D", INFO: "I", WARNING: "W", ERROR: "E"}
 _NAMES = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": ERROR}
 
 level = WARNING
+# False keeps lines off the console (they still go to the file); tests use it.
+console = True
 _file_path = None
 _file_max_bytes = 16384
 _file_size = 0
@@ -101,7 +103,8 @@ class Logger:
                 msg = "%s %r" % (msg, args)
         ms = time.ticks_diff(time.ticks_ms(), _T0_MS)
         line = "%d.%03d [%s] %s: %s" % (ms // 1000, ms % 1000, self.prefix, _LETTERS[lvl], msg)
-        print(line)
+        if console:
+            print(line)
         if _file_path:
             write_file(line + "\n")
 

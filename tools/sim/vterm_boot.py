@@ -49,6 +49,19 @@ _APP = "/app"
 _CODE = "/code"
 
 
+class _StateVfs(vfs.VfsPosix):
+    # Workaround: VfsPosix.rename() of this unix-port build converts both paths
+    # into one shared buffer, so renaming inside a VfsPosix with a root folder
+    # fails with ENOENT. Copying keeps the firmware's write-then-rename working
+    # here (not atomic, unlike LittleFS on a board); remove when the port is fixed.
+    def rename(self, old, new):
+        with open(old, "rb") as f:
+            data = f.read()
+        with open(new, "wb") as f:
+            f.write(data)
+        os.remove(old)
+
+
 def _fail(msg):
     print("vterm_boot: " + msg)
     return 2
@@ -175,7 +188,7 @@ def main():
     # 3. The state folder as the device filesystem.
     try:
         vfs.umount("/")
-        vfs.mount(vfs.VfsPosix(state), "/")
+        vfs.mount(_StateVfs(state), "/")
     except OSError as e:
         return _fail("cannot mount the state folder %s at /: %s" % (state, e))
     os.chdir("/")
