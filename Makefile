@@ -4,6 +4,7 @@
 #   make sim BROKER=host:port SCENARIO=file DURATION=s
 #   make test                unit tests under the unix port, then end-to-end tests (needs mosquitto)
 #   make deploy PORT=/dev/ttyUSB0   compile with mpy-cross and copy to a board with mpremote
+#   make bench               hot-path speed and memory table (unix port)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed-requirements
 BUILD := build
 
-.PHONY: venv sim test test-unit test-e2e deploy clean
+.PHONY: venv sim test test-unit test-e2e deploy bench clean
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -45,3 +46,7 @@ deploy: $(STAMP)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache
+
+# Speed and memory of the hot paths under the unix port (numbers, not pass/fail).
+bench: $(STAMP)
+	$(PY) tools/bench.py

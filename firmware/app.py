@@ -211,7 +211,7 @@ class Terminal:
         # for long-running programs) and makes the logged free heap meaningful.
         gc.collect()
         _log.info("telemetry seq %d queued (%d waiting, %d dropped, %d bytes heap free)",
-                  self.records.seq, st["queued"] + 1, st["dropped"], gc.mem_free())
+                  self.records.seq, self.uplink.queued, self.uplink.dropped, gc.mem_free())
 
     async def _indicate(self):
         # Critical alarm: LED on, buzzer beeps 200 ms every second. Warning only: LED blinks.

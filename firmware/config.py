@@ -52,7 +52,8 @@ DEFAULTS = {
         "backoff_max_s": 60,
     },
     "wifi": {"ssid": "", "password": ""},
-    "queue_len": 64,
+    # Each queued record is a JSON text of about 0.5-0.8 KB: 32 take up to about 25 KB of heap.
+    "queue_len": 32,
     "log": {"level": "warning", "file": "/log.txt", "file_max_bytes": 16384},
     "watchdog_s": 30,
 }
@@ -95,7 +96,7 @@ RULES = {
     "mqtt.backoff_max_s": ("int", 1, 3600),
     "wifi.ssid": ("str", 0, 32),
     "wifi.password": ("str", 0, 64),
-    "queue_len": ("int", 4, 1000),
+    "queue_len": ("int", 4, 200),
     "log.level": (("debug", "info", "warning", "error"), None, None),
     "log.file": ("str", 0, 128),
     "log.file_max_bytes": ("int", 1024, 1048576),
@@ -180,16 +181,9 @@ def _check(key, v, rule, errors):
 
 def rom_crc_ok(rom):
     """Return True if byte 7 of an 8-byte 1-Wire ROM ID is the Dallas CRC-8 of bytes 0-6."""
-    crc = 0
-    for i in range(7):
-        b = rom[i]
-        for _ in range(8):
-            mix = (crc ^ b) & 1
-            crc >>= 1
-            if mix:
-                crc ^= 0x8C
-            b >>= 1
-    return crc == rom[7]
+    from drivers.ds18b20 import crc8
+
+    return crc8(rom) == 0
 
 
 def parse_rom(text):

@@ -15,6 +15,8 @@ from scenario_expect import crossing, run_vterm
 
 SCENARIO = REPO / "tests" / "data" / "scenarios" / "e2e.json"
 _DURATION_S = 60
+# Small enough for the queue to fill up and drop within the run.
+_QUEUE_LEN = 16
 
 
 class SilentListener:
@@ -50,9 +52,12 @@ class SilentListener:
 
 def test_silent_broker_does_not_stall_the_loop(tmp_path):
     sc = json.loads(SCENARIO.read_text())
+    sc["config"]["queue_len"] = _QUEUE_LEN
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps(sc))
     bh = SilentListener()
     try:
-        rc, out = run_vterm(bh.port, SCENARIO, "TRK-BH", tmp_path / "state", _DURATION_S)
+        rc, out = run_vterm(bh.port, scenario, "TRK-BH", tmp_path / "state", _DURATION_S, ["--verbose"])
     finally:
         bh.close()
     assert rc == 0, out[-3000:]
@@ -78,4 +83,18 @@ def test_silent_broker_does_not_stall_the_loop(tmp_path):
     # Nothing was delivered, so every record is still queued or was dropped and counted.
     last = re.findall(r"telemetry seq (\d+) queued \((\d+) waiting, (\d+) dropped", out)[-1]
     seq, waiting, dropped = map(int, last)
-    assert waiting + dropped >= seq, last
+    assert waiting + dropped == seq, last
+    assert waiting == _QUEUE_LEN, last
+    assert dropped > 0, "the queue never filled up: %s" % (last,)
+    assert "MemoryError" not in out
+
+    # The simulated outputs: the LED lights for the door alarm (a warning), the
+    # buzzer sounds once SOS (critical) is raised.
+    sim = re.compile(r"\[sim\] (\d+\.\d+) s (buzzer|LED) (on|off)")
+    outputs = [(float(m.group(1)), m.group(2), m.group(3)) for m in map(sim.search, out.splitlines()) if m]
+    led_on = [t for t, what, level in outputs if what == "LED" and level == "on"]
+    buzzer_on = [t for t, what, level in outputs if what == "buzzer" and level == "on"]
+    assert led_on, "LED never lit"
+    assert abs(led_on[0] - 15) <= 3, led_on[:3]
+    assert buzzer_on, "buzzer never sounded"
+    assert abs(buzzer_on[0] - 30) <= 3, buzzer_on[:3]
