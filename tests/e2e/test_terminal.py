@@ -6,6 +6,7 @@
 # pynmea2's decoding of the NMEA capture, never with the firmware's own code.
 
 import json
+import threading
 import time
 
 import pytest
@@ -27,14 +28,28 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     broker = Mosquitto(tmp / "broker").start()
     rec = Recorder(broker.port, "fleet/%s/#" % DEVICE)
+    late = []
+
+    def subscribe_late():
+        # A backend that connects mid-trip gets the retained status at once.
+        late.append(Recorder(broker.port, "fleet/%s/status" % DEVICE))
+
+    timer = threading.Timer(40.0, subscribe_late)
+    timer.start()
     try:
         sc = json.loads(SCENARIO.read_text())
         rc, out = run_vterm(broker.port, SCENARIO, DEVICE, tmp / "state", sc["duration_s"])
         time.sleep(2.0)
+        after = Recorder(broker.port, "fleet/%s/status" % DEVICE)
+        time.sleep(1.0)
+        after.stop()
     finally:
+        timer.cancel()
         rec.stop()
+        for r in late:
+            r.stop()
         broker.stop()
-    return {"rc": rc, "out": out, "rec": rec, "sc": sc}
+    return {"rc": rc, "out": out, "rec": rec, "sc": sc, "late": late, "after": after}
 
 
 def _probe_curve(sc, name):
@@ -59,6 +74,18 @@ def test_status_online_then_last_will(run):
     assert status, "no status message"
     assert status[0][1]["state"] == "online"
     assert status[-1][1] == {"state": "offline"}, "last will not delivered after SIGKILL"
+
+
+def test_status_retained(run):
+    assert run["late"], "the late subscriber did not start"
+    mid = run["late"][0].messages
+    assert mid, "no retained status for a subscriber that joined mid-trip"
+    assert mid[0][2] is True, "status during the trip was not retained"
+    assert mid[0][3]["state"] == "online"
+    end = run["after"].messages
+    assert len(end) == 1, end
+    assert end[0][2] is True
+    assert end[0][3] == {"state": "offline"}
 
 
 def test_every_record_delivered_in_order(run):
