@@ -14,7 +14,12 @@ def _run():
     try:
         asyncio.run(app.main())
     except KeyboardInterrupt:
-        # Ctrl-C from the console (mpremote does this): stop and leave the REPL free.
+        # Ctrl-C from the console (mpremote does this): stop and leave the REPL
+        # free. The watchdog cannot be stopped, so give it a day instead.
+        if app.watchdog_started:
+            from drivers import board
+
+            board.watchdog(board.REPL_WATCHDOG_MS)
         print("application stopped by Ctrl-C")
         return
     except Exception as e:

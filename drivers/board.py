@@ -24,15 +24,19 @@ ACTIVE_LOW = {"door": False, "sos": True, "ignition": False}
 
 # A 2 s loop stall at 9600 baud is 1920 bytes; the hardware FIFO adds 128 more.
 _GNSS_RXBUF_MIN = const(2048)
+# The buffer comes from the ESP-IDF heap that WiFi and TLS also need, and the
+# ESP32 UART driver stores its size in 16 bits.
+_GNSS_RXBUF_MAX = const(8192)
 _STALL_BUDGET_S = const(2)
 
 
 def gnss_rxbuf(baud):
-    """Return a UART receive buffer size that holds a 2 s loop stall at this baud rate."""
+    """Return a UART receive buffer size that holds a 2 s loop stall at this baud rate, capped at 8 KiB."""
     need = baud // 10 * _STALL_BUDGET_S
     size = _GNSS_RXBUF_MIN
-    while size < need:
+    while size < need and size < _GNSS_RXBUF_MAX:
         size *= 2
+    # NOTE: above 38400 baud the capped buffer covers less than a 2 s stall.
     return size
 
 
@@ -94,6 +98,18 @@ def watchdog(timeout_ms):
     from machine import WDT
 
     return WDT(timeout=timeout_ms)
+
+
+# An ESP32 watchdog cannot be stopped, only given a new timeout: at the REPL
+# (after Ctrl-C or a soft reset) it gets one long enough for an installer's session.
+REPL_WATCHDOG_MS = const(86400000)
+
+
+def set_rtc(year, month, day, weekday, hour, minute, second):
+    """Set the chip's RTC (weekday 0 = Monday), so TLS certificate checks see the right date."""
+    from machine import RTC
+
+    RTC().datetime((year, month, day, weekday, hour, minute, second, 0))
 
 
 def unique_id_hex():

@@ -20,6 +20,8 @@ class DigitalInput:
 
     def _irq(self, pin):
         # Runs as a soft IRQ: no allocation, no I/O, just note the time and wake the task.
+        # On the ESP32 a soft IRQ is only scheduled, so the time can lag the edge by
+        # the longest blocking call (a DHT read, about 270 ms).
         self.edge_ms = time.ticks_ms()
         self.edges += 1
         self._flag.set()

@@ -9,7 +9,7 @@ from micropython import const
 from drivers import board
 from firmware import bootguard, config, log
 from firmware.alarms import Alarms
-from firmware.clock import Clock, Uptime
+from firmware.clock import Clock, Uptime, civil_from_unix
 from firmware.record import Records
 
 FW_VERSION = "0.1.0"
@@ -23,6 +23,9 @@ _SAMPLE_WAIT_MS = const(5000)
 _CLOCK_REBASE_MS = const(3600000)
 
 _log = log.get("app")
+
+# True once the hardware watchdog runs; main.py then lengthens it at the REPL.
+watchdog_started = False
 
 
 def next_boot_id(path=BOOT_COUNT_PATH):
@@ -121,7 +124,13 @@ class Terminal:
     # Callbacks from the subsystems
 
     def _on_fix(self, parser):
-        self.clock.offer_fix(parser)
+        if self.clock.offer_fix(parser):
+            # TLS checks certificate dates against the RTC, which restarts at
+            # 2000-01-01 after a power cut.
+            try:
+                board.set_rtc(*civil_from_unix(self.clock.unix_ms_at(time.ticks_ms()) // 1000))
+            except Exception as e:
+                _log.warning("cannot set the RTC: %r", e)
 
     def _on_probe_cycle(self):
         p = self.probes
@@ -175,7 +184,8 @@ class Terminal:
                 bootguard.mark_healthy()
 
     async def _telemetry(self):
-        due = time.ticks_ms()
+        # The first record goes out after the first probe cycle, then one per interval.
+        due = time.ticks_add(time.ticks_ms(), -self.cfg["interval_s"] * 1000)
         while True:
             active = self.alarms.any_active()
             interval_ms = (self.cfg["alarm_interval_s"] if active else self.cfg["interval_s"]) * 1000
@@ -228,7 +238,9 @@ class Terminal:
             await asyncio.sleep_ms(200)
 
     async def _watchdog(self, timeout_s):
+        global watchdog_started
         wdt = board.watchdog(timeout_s * 1000)
+        watchdog_started = True
         while True:
             if time.ticks_diff(time.ticks_ms(), self._alive_ms) < _STALL_MS:
                 wdt.feed()

@@ -37,8 +37,8 @@ def unix_seconds(y, mo, d, h, mi, s):
     return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 
 
-def iso_utc(unix_s):
-    """Format Unix seconds as "2026-03-20T06:15:30Z" without the port's epoch or time zone."""
+def civil_from_unix(unix_s):
+    """Return (year, month, day, weekday, hour, minute, second) for Unix seconds; weekday 0 is Monday."""
     days, rem = divmod(int(unix_s), 86400)
     # Inverse of days_from_civil (same era arithmetic, run backwards).
     z = days + 719468
@@ -51,7 +51,14 @@ def iso_utc(unix_s):
     d = doy - (153 * mp + 2) // 5 + 1
     m = mp + (3 if mp < 10 else -9)
     y += m <= 2
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (y, m, d, rem // 3600, rem // 60 % 60, rem % 60)
+    # 1970-01-01 was a Thursday (weekday 3).
+    return y, m, d, (days + 3) % 7, rem // 3600, rem // 60 % 60, rem % 60
+
+
+def iso_utc(unix_s):
+    """Format Unix seconds as "2026-03-20T06:15:30Z" without the port's epoch or time zone."""
+    y, m, d, _, hh, mm, ss = civil_from_unix(unix_s)
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (y, m, d, hh, mm, ss)
 
 
 class Clock:

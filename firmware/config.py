@@ -96,7 +96,7 @@ RULES = {
     "mqtt.backoff_max_s": ("int", 1, 3600),
     "wifi.ssid": ("str", 0, 32),
     "wifi.password": ("str", 0, 64),
-    "queue_len": ("int", 4, 200),
+    "queue_len": ("int", 4, 64),
     "log.level": (("debug", "info", "warning", "error"), None, None),
     "log.file": ("str", 0, 128),
     "log.file_max_bytes": ("int", 1024, 1048576),
@@ -253,13 +253,29 @@ def validate(cfg):
         if key not in flat:
             errors.append((key, "missing"))
             continue
+        if key in SECRET_KEYS:
+            # Report what is wrong with a secret without its value.
+            found = []
+            _check(key, flat[key], RULES[key], found)
+            errors.extend((k, "invalid (%s; value not shown)" % r.split(",")[0]) for k, r in found)
+            continue
         _check(key, flat[key], RULES[key], errors)
+    _check_device_id(flat.get("device_id"), errors)
     d = cfg.get("dht") if isinstance(cfg.get("dht"), dict) else {}
     for lo, hi in (("temp_low", "temp_high"), ("rh_low", "rh_high")):
         a, b = d.get(lo), d.get(hi)
         if _is_num(a) and _is_num(b) and not a < b:
             errors.append(("dht." + lo, "must be below dht.%s (%r), got %r" % (hi, b, a)))
     return errors
+
+
+def _check_device_id(dev, errors):
+    # The id is a level of every MQTT topic, so it must not contain topic syntax.
+    if isinstance(dev, str):
+        for c in dev:
+            if c in "/+#" or c <= " ":
+                errors.append(("device_id", "must not contain '/', '+', '#', spaces or control characters, got %r" % dev))
+                return
 
 
 def _read_json(path):

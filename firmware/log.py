@@ -7,7 +7,9 @@
 #   _log.warning("checksum mismatch on %s", kind)
 #
 # A line reads "12.345 [gnss] W: checksum mismatch on RMC", where 12.345 is
-# the time in seconds since the logger was imported (about the time since boot). The console is quiet by
+# the time in seconds since the logger was imported (about the time since boot).
+# Only warnings and errors go to the file: every file write is a flash commit
+# on LittleFS, so info lines stay on the console. The console is quiet by
 # default (warnings and errors only). When a log file is configured, lines go
 # there too; once it passes max_bytes it is renamed to <file>.1 (one old file
 # is kept), so the log never takes more than twice max_bytes of flash.
@@ -15,7 +17,17 @@
 import sys
 import time
 
-_T0_MS = time.ticks_ms()
+_last_ms = time.ticks_ms()
+_total_ms = 0
+
+
+def _elapsed_ms():
+    # Accumulated per line so the count survives the ticks_ms() wrap.
+    global _last_ms, _total_ms
+    now = time.ticks_ms()
+    _total_ms += time.ticks_diff(now, _last_ms)
+    _last_ms = now
+    return _total_ms
 
 DEBUG = 10
 INFO = 20
@@ -101,11 +113,11 @@ class Logger:
                 msg = msg % args
             except (TypeError, ValueError):
                 msg = "%s %r" % (msg, args)
-        ms = time.ticks_diff(time.ticks_ms(), _T0_MS)
+        ms = _elapsed_ms()
         line = "%d.%03d [%s] %s: %s" % (ms // 1000, ms % 1000, self.prefix, _LETTERS[lvl], msg)
         if console:
             print(line)
-        if _file_path:
+        if _file_path and lvl >= WARNING:
             write_file(line + "\n")
 
     def enabled(self, lvl):

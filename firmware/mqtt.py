@@ -12,8 +12,11 @@
 # `except OSError` covers both. After any error the connection is dead:
 # call close(), then connect() again.
 #
-# Nothing here blocks the asyncio loop. The socket is non-blocking, every
-# network await has a timeout, and a DNS name is resolved in a _thread worker.
+# The socket is non-blocking, every network await has a timeout, and a DNS
+# name is resolved in a _thread worker, so waiting on the network never blocks
+# the asyncio loop. NOTE: the TLS handshake itself is computed inside the first
+# write and does block; about a second per handshake on an ESP32 is an estimate
+# from old reports, not measured here.
 
 import asyncio
 import errno
@@ -394,7 +397,13 @@ class MQTTClient:
                 self._dns_busy = True
                 self._dns_result = None
         if start:
-            _thread.start_new_thread(self._dns_worker, (self.host, self.port))
+            try:
+                _thread.start_new_thread(self._dns_worker, (self.host, self.port))
+            except Exception:
+                # No memory for the worker's stack: let the next attempt try again.
+                with self._dns_lock:
+                    self._dns_busy = False
+                raise
 
         # A worker left over from a timed-out lookup is waited for again, never doubled.
         started_ms = ticks_ms()

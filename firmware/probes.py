@@ -155,6 +155,9 @@ class Probes:
         sent = await self._convert()
         for i in range(len(self.roms)):
             self._read(i, sent)
+            # Each read holds the interpreter for about 13 ms of 1-Wire bus time,
+            # so let other tasks run between probes.
+            await asyncio.sleep_ms(0)
 
         if ABSENT in self._status or self.cycles % _SCAN_EVERY_CYCLES == 0:
             await self._rescan()

@@ -17,6 +17,7 @@ a backend would see it. Exit status 1 on error, with "vterm: message" on stderr.
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -32,6 +33,9 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import broker as broker_mod  # noqa: E402
 import liveview  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tools" / "sim"))
+import scenario as scenario_rules  # noqa: E402  (the simulator's checks, CPython-compatible)
 
 _PROG = "vterm"
 DEFAULT_SCENARIO = REPO / "tools" / "scenarios" / "cold-chain.json"
@@ -59,6 +63,7 @@ def parse_broker(text):
 
 
 def load_scenario(path):
+    """Read and check a scenario with the simulator's own rules, before anything starts."""
     try:
         with open(path) as f:
             sc = json.load(f)
@@ -68,6 +73,15 @@ def load_scenario(path):
         raise CommandError("scenario %s is not valid JSON: %s" % (path, e))
     if not isinstance(sc, dict):
         raise CommandError("scenario %s must contain a JSON object" % path)
+    try:
+        scenario_rules.validate(sc)
+    except scenario_rules.ScenarioError as e:
+        raise CommandError("invalid scenario %s:\n%s" % (path, e))
+    if not isinstance(sc.get("config", {}), dict):
+        raise CommandError("scenario %s: config must be an object (a config.json patch)" % path)
+    nmea = sc.get("nmea")
+    if isinstance(nmea, dict) and nmea.get("file") and not (REPO / nmea["file"]).is_file():
+        raise CommandError("scenario %s: nmea.file %s not found (paths are relative to %s)" % (path, nmea["file"], REPO))
     return sc
 
 
@@ -88,14 +102,24 @@ def write_config(state, scenario, device_id, host, port):
     if path.exists():
         try:
             cfg = json.loads(path.read_text())
-        except ValueError:
-            # Keep the broken file for the firmware to report, but do not build on it.
-            cfg = {}
+        except ValueError as e:
+            # Leave the broken file for the firmware to report, as a unit would.
+            print("vterm: %s is not valid JSON (%s); left unchanged for the firmware to report" % (path, e),
+                  flush=True)
+            return None
+        except OSError as e:
+            raise CommandError("cannot read %s: %s" % (path, e.strerror))
+        if not isinstance(cfg, dict):
+            print("vterm: %s is not a JSON object; left unchanged for the firmware to report" % path, flush=True)
+            return None
     cfg = merge(cfg, scenario.get("config", {}))
     cfg = merge(cfg, {"device_id": device_id, "mqtt": {"host": host, "port": port}})
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as e:
+        raise CommandError("cannot write %s: %s" % (path, e.strerror))
     return cfg
 
 
@@ -211,10 +235,22 @@ def do_run(args):
     scenario_path = Path(args.scenario).resolve()
     scenario = load_scenario(scenario_path)
     duration = args.duration if args.duration is not None else scenario.get("duration_s", 0)
-    if duration < 0:
+    if not math.isfinite(duration) or duration < 0:
         raise CommandError("--duration: must be 0 (run until Ctrl-C) or more seconds, got %s" % duration)
+    if not args.device_id or any(c in "/+#" or c <= " " for c in args.device_id) or len(args.device_id) > 64:
+        raise CommandError("--device-id: must be 1..64 characters without '/', '+', '#' or spaces, got %r"
+                           % args.device_id)
+    heap_bytes(args.heap)
     state = Path(args.state or REPO / "state" / args.device_id).resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CommandError("--state: cannot create folder %s: %s" % (state, e.strerror or e))
+    if args.record:
+        try:
+            open(args.record, "a").close()
+        except OSError as e:
+            raise CommandError("--record: cannot write %s: %s" % (args.record, e.strerror))
 
     embedded = None
     if args.broker:
@@ -228,7 +264,7 @@ def do_run(args):
         print("vterm: started %s on 127.0.0.1:%d" % (embedded.kind, port), flush=True)
 
     try:
-        cfg = write_config(state, scenario, args.device_id, host, port)
+        cfg = write_config(state, scenario, args.device_id, host, port) or {}
         prefix = cfg.get("mqtt", {}).get("topic_prefix", "fleet")
         print("vterm: device %s, scenario %s, state %s, heap %s + %s for the simulator, %s" % (
             args.device_id, scenario_path.name, state, args.heap, SIM_HEAP,
@@ -248,6 +284,9 @@ def do_run(args):
         finally:
             view.stop()
         print("vterm: %d messages received" % view.count, flush=True)
+        if view.count == 0:
+            print("vterm: nothing arrived from the terminal: check the broker address and the fw| lines above",
+                  file=sys.stderr, flush=True)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -294,7 +333,16 @@ def main(argv=None):
         sys.stdout.flush()
         print("%s: %s" % (_PROG, e), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("%s: interrupted" % _PROG, file=sys.stderr)
+        return 130
+
+
+def _terminate(signum, frame):
+    # SIGTERM stops the run like Ctrl-C, so the firmware and the embedded broker are cleaned up.
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

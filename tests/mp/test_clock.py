@@ -53,3 +53,9 @@ def test_uptime_accumulates():
     base = u._last
     assert u.ms(base + 500) == 500
     assert u.ms(base + 1500) == 1500
+
+
+def test_civil_weekday():
+    # 2026-12-04 is a Friday (weekday 4 with Monday = 0); 2000-01-01 a Saturday.
+    assert clock.civil_from_unix(clock.unix_seconds(2026, 12, 4, 21, 31, 22)) == (2026, 12, 4, 4, 21, 31, 22)
+    assert clock.civil_from_unix(946684800)[3] == 5

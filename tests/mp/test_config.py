@@ -102,3 +102,19 @@ def test_redacted_hides_secrets():
     red = config.redacted(cfg)
     assert red["mqtt"]["password"] == "***"
     assert cfg["mqtt"]["password"] == "s3cret"
+
+
+def test_secret_values_never_in_errors():
+    cfg = config.merge(config.DEFAULTS, {"mqtt": {"password": ["hunter2-secret"]}, "wifi": {"password": 987654321}})
+    errors = config.validate(cfg)
+    text = repr(errors)
+    assert "hunter2" not in text
+    assert "987654321" not in text
+    assert ("mqtt.password", "invalid (must be a string; value not shown)") in errors
+
+
+def test_device_id_topic_characters_rejected():
+    for bad in ("a/b", "#", "trk+1", "trk 1"):
+        errors = dict(config.validate(config.merge(config.DEFAULTS, {"device_id": bad})))
+        assert "device_id" in errors, bad
+    assert config.validate(config.merge(config.DEFAULTS, {"device_id": "TRK-0042_a.b"})) == []

@@ -153,6 +153,10 @@ async def test_bus_fault_statuses():
     assert bus.read(bytes.fromhex(REAR)) == OK
     assert bus.raw == 80
     w.set_probe_fault(front, None)
+    # Plugged back in, the probe has restarted: power-on value until a new conversion.
+    assert bus.read(front) == POWER_ON
+    assert bus.convert()
+    await asyncio.sleep_ms(800)
     assert bus.read(front) == OK
     assert bus.raw == 64
 

@@ -37,7 +37,7 @@ def test_file_rotates_at_cap():
     log.console = False
     lg = log.get("rot")
     for i in range(100):
-        lg.info("line %03d with some padding to fill the file", i)
+        lg.warning("line %03d with some padding to fill the file", i)
     size = os.stat(_PATH)[6]
     old = os.stat(_PATH + ".1")[6]
     assert size <= 1024
@@ -54,3 +54,17 @@ def test_unknown_level_rejected():
         assert "verbose" in str(e)
     else:
         raise AssertionError("no ValueError for an unknown level")
+
+
+def test_info_lines_stay_off_the_file():
+    _clean()
+    log.setup("info", _PATH, 4096)
+    log.console = False
+    lg = log.get("quiet")
+    lg.info("console only")
+    lg.error("to flash")
+    log.console = True
+    text = _read(_PATH)
+    assert "console only" not in text
+    assert "[quiet] E: to flash" in text
+    log.setup("warning", None)
