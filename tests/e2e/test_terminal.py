@@ -6,6 +6,7 @@
 # pynmea2's decoding of the NMEA capture, never with the firmware's own code.
 
 import json
+import re
 import threading
 import time
 
@@ -67,6 +68,21 @@ def test_vterm_exit_and_no_crash(run):
     assert run["rc"] == 0, run["out"][-3000:]
     assert "Traceback" not in run["out"], run["out"][-3000:]
     assert "MemoryError" not in run["out"]
+
+
+def test_firmware_heap_share_fits_esp32_budget(run):
+    # The interpreter's heap holds the simulator too. The total minus the lowest
+    # free heap logged (after a collection) minus the simulator's share is the
+    # most live heap the firmware held.
+    sim = re.search(r"simulator heap use (\d+) bytes of (\d+)", run["out"])
+    assert sim, "the simulator did not report its heap use"
+    sim_use, total = int(sim.group(1)), int(sim.group(2))
+    free = [int(f) for f in re.findall(r"(\d+) bytes heap free", run["out"])]
+    assert len(free) >= 10
+    firmware_live = total - min(free) - sim_use
+    budget = 112 * 1024 * 2  # 112wK on this 64-bit port
+    assert firmware_live < budget, "firmware uses %d of %d bytes" % (firmware_live, budget)
+    print("firmware live heap %d bytes of the 112wK budget (%d)" % (firmware_live, budget))
 
 
 def test_status_online_then_last_will(run):

@@ -197,10 +197,9 @@ def main():
     # 4. and 5.
     _install_asyncio_hook(w)
     gc.collect()
-    w.log(
-        "scenario %s, reset cause %d, simulator heap use %d bytes"
-        % (w.name, reset_cause, gc.mem_alloc() - heap_before)
-    )
+    # Always printed: tests subtract it to get the firmware's own share of the heap.
+    print("[sim] scenario %s, reset cause %d, simulator heap use %d bytes of %d"
+          % (w.name, reset_cause, gc.mem_alloc() - heap_before, gc.mem_alloc() + gc.mem_free()))
     try:
         return _boot(w, root)
     except KeyboardInterrupt:
