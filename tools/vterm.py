@@ -143,16 +143,16 @@ def build(out, with_sim):
     if with_sim:
         dirs.append(("tools/sim", "sim"))
     for src_dir, dst_dir in dirs:
-        wanted = set()
+        expected_names = set()
         for src in sorted((REPO / src_dir).glob("*.py")):
             if src.name == "vterm_boot.py":
                 continue
             dst = out / dst_dir / (src.stem + ".mpy")
-            wanted.add(dst.name)
+            expected_names.add(dst.name)
             _compile(src, dst, mpy_cross)
         # Drop compiled files whose source is gone.
         for old in (out / dst_dir).glob("*.mpy"):
-            if old.name not in wanted:
+            if old.name not in expected_names:
                 old.unlink()
     for name in ("boot.py", "main.py"):
         shutil.copy2(REPO / name, out / name)
@@ -166,9 +166,9 @@ def do_build(args):
 
 
 # The simulated hardware shares the interpreter's heap with the firmware but
-# does not exist on a board: its modules and state take about 70 KB of the
-# 64-bit unix port's heap (printed by `run --verbose`), so this much is added
-# on top of the firmware's share given by --heap.
+# does not exist on a board. Its modules and state take about 70 KB of the
+# 64-bit unix port's heap (printed at start), so this much is added on top of
+# the firmware's share given by --heap.
 SIM_HEAP = "40wK"
 _WORD_FACTOR = 2  # the unix port here is 64-bit: "w" sizes are multiplied by 8 / 4
 
