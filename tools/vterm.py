@@ -228,6 +228,7 @@ def run_firmware(args, scenario_path, state, env, stop_at, out):
             continue
         if rc != 0:
             raise CommandError("firmware exited with status %d (see the fw| lines above)" % rc)
+        out.write("vterm: the firmware stopped by itself (safe mode, or main.py returned): see the fw| lines\n")
         return 0
 
 
