@@ -31,7 +31,7 @@ _STALL_BUDGET_S = const(2)
 
 
 def gnss_rxbuf(baud):
-    """Return a UART receive buffer size that holds a 2 s loop stall at this baud rate, capped at 8 KiB."""
+    """Return a UART receive buffer size for a 2 s loop stall at this baud rate, capped at 8 KiB."""
     need = baud // 10 * _STALL_BUDGET_S
     size = _GNSS_RXBUF_MIN
     while size < need and size < _GNSS_RXBUF_MAX:

@@ -98,7 +98,7 @@ def write_file(text):
         _file_size += len(text)
     except OSError as e:
         # A full or failing filesystem must not take the application down:
-        # stop file logging and say so once on the console.
+        # stop file logging and report it once on the console.
         _file_path = None
         print("[log] E: log file disabled:", e)
 

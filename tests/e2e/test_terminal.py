@@ -71,7 +71,7 @@ def test_vterm_exit_and_no_crash(run):
 
 
 def test_firmware_heap_share_fits_esp32_budget(run):
-    # The interpreter's heap holds the simulator too. The total minus the lowest
+    # The interpreter's heap contains the simulator too. The total minus the lowest
     # free heap logged (after a collection) minus the simulator's share is the
     # most live heap the firmware held.
     sim = re.search(r"simulator heap use (\d+) bytes of (\d+)", run["out"])

@@ -131,7 +131,7 @@ class SimProbe:
         return _fault_at(self._faults, t)
 
     def present(self, t):
-        # An unplugged probe loses power: when it answers again it starts over
+        # An unplugged probe loses power: when it responds again it starts over
         # from the power-on register value, as a real part does.
         if self.fault(t) == "absent":
             self._unpowered = True
