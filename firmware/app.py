@@ -174,12 +174,12 @@ class Terminal:
             await asyncio.sleep_ms(_TICK_MS)
             now = time.ticks_ms()
             self._alive_ms = now
-            self.uptime.ms(now)
+            up_ms = self.uptime.ms(now)
             self.alarms.tick(now)
             if time.ticks_diff(now, last_rebase) >= _CLOCK_REBASE_MS:
                 self.clock.rebase(now)
                 last_rebase = now
-            if not healthy and self.uptime.ms(now) >= bootguard.HEALTHY_S * 1000:
+            if not healthy and up_ms >= bootguard.HEALTHY_S * 1000:
                 healthy = True
                 bootguard.mark_healthy()
 

@@ -16,7 +16,7 @@ HEALTHY_S = const(300)
 STATE_PATH = "/bootguard.json"
 SAFE_FLAG_PATH = "/safe_mode"
 
-# Why the application is not started, or None.
+# Reason the application is not started, or None.
 safe_reason = None
 
 

@@ -16,9 +16,9 @@ _log = log.get("inputs")
 class Inputs:
     """Debounces a set of drivers.digital_inputs.DigitalInput objects and reports state changes.
 
-    on_change(name, active, edge_ms) is called from the task once a new level has
-    been stable for debounce_ms; edge_ms is the time of the first edge of the
-    change, taken in the IRQ handler.
+    The task calls on_change(name, active, edge_ms) once a new level has been
+    stable for debounce_ms. edge_ms is the time of the first edge of the change,
+    taken in the IRQ handler.
     """
 
     def __init__(self, flag, inputs, debounce_ms, on_change):

@@ -6,13 +6,15 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+
+sys.path.insert(0, str(REPO / "tools"))
+from broker import wait_port as _wait_port  # noqa: E402
 
 
 def micropython_bin():
@@ -33,14 +35,8 @@ def free_port():
 
 
 def wait_port(port, timeout_s=10.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError("nothing listens on 127.0.0.1:%d after %.1f s" % (port, timeout_s))
+    if not _wait_port(port, timeout_s):
+        raise TimeoutError("nothing listens on 127.0.0.1:%d after %.1f s" % (port, timeout_s))
 
 
 class Mosquitto:
