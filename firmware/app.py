@@ -10,7 +10,8 @@ from drivers import board
 from firmware import bootguard, config, log
 from firmware.alarms import Alarms
 from firmware.clock import Clock, Uptime, civil_from_unix
-from firmware.record import Records
+from firmware.packed import ALARM, EVENT, TELEMETRY, Packer, clock_offset_ms
+from firmware.store import Store
 
 FW_VERSION = "0.1.0"
 BOOT_COUNT_PATH = "/bootcount"
@@ -54,7 +55,8 @@ class Terminal:
         self.boot_id = next_boot_id()
         self.clock = Clock()
         self.uptime = Uptime()
-        self.records = Records(self.device_id, self.boot_id, self.clock, self.uptime)
+        self.store = Store(cfg)
+        self.packer = Packer(self.store.names, self.boot_id, self.uptime, self.clock)
         self._alive_ms = time.ticks_ms()
         self._cycle_done = asyncio.Event()
         self._alarm_changed = asyncio.Event()
@@ -63,6 +65,7 @@ class Terminal:
         self._make_sensors()
         self._make_inputs()
         self._make_alarms()
+        self.packer.set_schema(self.probes.names, [a.key for a in self.alarms.all])
 
         from drivers.indicator import Indicator
 
@@ -75,7 +78,10 @@ class Terminal:
         from firmware.uplink import Uplink
 
         self.link = wlan.create(self.cfg)
-        self.uplink = Uplink(self.cfg, self.device_id, link=self.link, boot_id=self.boot_id, fw=FW_VERSION)
+        # Without GNSS the time of a record is never learnt, so records do not wait for it.
+        wait_s = None if self.cfg["gnss"]["enabled"] else 0
+        self.uplink = Uplink(self.cfg, self.device_id, self.store, link=self.link, boot_id=self.boot_id,
+                             fw=FW_VERSION, time_wait_s=wait_s)
 
     def _make_sensors(self):
         cfg = self.cfg
@@ -125,6 +131,9 @@ class Terminal:
 
     def _on_fix(self, parser):
         if self.clock.offer_fix(parser):
+            now = time.ticks_ms()
+            # Records of this boot get their time from this offset, also after a reboot.
+            self.store.clocks.set(self.boot_id, clock_offset_ms(self.clock, self.uptime, now))
             # TLS checks certificate dates against the RTC, which restarts at
             # 2000-01-01 after a power cut.
             try:
@@ -156,14 +165,11 @@ class Terminal:
             self._event("ignition_on" if active else "ignition_off", edge_ms)
 
     def _on_alarm(self, a, raised, now_ms):
-        unit = "%RH" if a.channel == "rh" else "C"
-        payload = self.records.alarm(now_ms, a, raised, self.gnss, self.inputs, unit)
-        self.uplink.put("alarm", payload)
+        self.store.put(ALARM, self.packer.alarm(now_ms, a, raised, self.gnss, self.inputs))
         self._alarm_changed.set()
 
     def _event(self, name, now_ms, extra=None):
-        payload = self.records.event(now_ms, name, self.gnss, self.inputs, extra)
-        self.uplink.put("event", payload)
+        self.store.put(EVENT, self.packer.event(now_ms, name, self.gnss, self.inputs, extra))
 
     # Tasks
 
@@ -211,17 +217,13 @@ class Terminal:
             self.publish_telemetry()
 
     def publish_telemetry(self):
-        st = self.uplink.stats()
-        link = {"queued": st["queued"], "dropped": st["dropped"], "sent": st["sent"], "reconnects": st["reconnects"]}
-        payload = self.records.telemetry(
-            time.ticks_ms(), self.probes, self.humidity, self.gnss, self.inputs, self.alarms, link
-        )
-        self.uplink.put("telemetry", payload)
+        packed = self.packer.telemetry(time.ticks_ms(), self.probes, self.humidity, self.gnss, self.inputs, self.alarms)
+        self.store.put(TELEMETRY, packed)
         # A collection per record keeps fragmentation down (MicroPython's advice
         # for long-running programs) and makes the logged free heap meaningful.
         gc.collect()
-        _log.info("telemetry seq %d queued (%d waiting, %d dropped, %d bytes heap free)",
-                  self.records.seq, self.uplink.queued, self.uplink.dropped, gc.mem_free())
+        _log.info("telemetry seq %d stored (%d waiting, %d dropped, %d bytes heap free)",
+                  self.packer.seq, self.store.depth(), self.store.dropped(), gc.mem_free())
 
     async def _indicate(self):
         # Critical alarm: LED on, buzzer beeps 200 ms every second. Warning only: LED blinks.
@@ -259,6 +261,7 @@ class Terminal:
         self._boot_event()
         tasks = [
             self.uplink.run(),
+            self.store.run(),
             self.inputs.run(),
             self.probes.run(self.cfg["sample_s"], self._on_probe_cycle),
             self._tick(),
@@ -271,7 +274,12 @@ class Terminal:
             tasks.append(self.gnss.run())
         if self.cfg["watchdog_s"]:
             tasks.append(self._watchdog(self.cfg["watchdog_s"]))
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # On a crash or Ctrl-C, the records still in RAM go to flash first.
+            self.store.flush()
+            self.store.save_positions()
 
 
 def _task_exception(loop, context):

@@ -50,11 +50,21 @@ DEFAULTS = {
         "topic_prefix": "fleet",
         "timeout_s": 10,
         "backoff_max_s": 60,
+        # QoS 1 publishes in flight at once, and the largest batch of backlog records in one message.
+        "window": 8,
+        "batch_bytes": 4096,
     },
     "wifi": {"ssid": "", "password": ""},
-    # A queued telemetry record is about 0.4 KB of JSON with 3 probes and about 1 KB
-    # with 16 (measured on the unix port), so 32 records take 13-30 KB of heap.
-    "queue_len": 32,
+    # Records wait on flash until the broker acknowledges them (firmware/store.py).
+    # 64 segments of 16 KiB hold about 20,000 records of 4 probes, DHT and position.
+    "spool": {
+        "dir": "/spool",
+        "segment_bytes": 16384,
+        "max_segments": 64,
+        "flush_s": 10,
+        "flush_records": 16,
+        "time_wait_s": 600,
+    },
     "log": {"level": "warning", "file": "/log.txt", "file_max_bytes": 16384},
     "watchdog_s": 30,
 }
@@ -97,7 +107,14 @@ RULES = {
     "mqtt.backoff_max_s": ("int", 1, 3600),
     "wifi.ssid": ("str", 0, 32),
     "wifi.password": ("str", 0, 64),
-    "queue_len": ("int", 4, 64),
+    "mqtt.window": ("int", 1, 32),
+    "mqtt.batch_bytes": ("int", 1024, 65536),
+    "spool.dir": ("str", 2, 64),
+    "spool.segment_bytes": ("int", 2048, 65536),
+    "spool.max_segments": ("int", 2, 1024),
+    "spool.flush_s": ("int", 1, 600),
+    "spool.flush_records": ("int", 1, 64),
+    "spool.time_wait_s": ("int", 0, 86400),
     "log.level": (("debug", "info", "warning", "error"), None, None),
     "log.file": ("str", 0, 128),
     "log.file_max_bytes": ("int", 1024, 1048576),

@@ -142,7 +142,8 @@ class Logger:
     def exc(self, e, msg, *args):
         """Log an error with the exception's traceback (console and file)."""
         self._emit(ERROR, msg, args)
-        sys.print_exception(e)
+        if console:
+            sys.print_exception(e)
         if _file_path:
             import io
 

@@ -378,10 +378,7 @@ class Spool:
 
     def _drop_batched_record(self):
         size = self._batch[1] | self._batch[2] << 8
-        size += _FRAME_OVERHEAD_BYTES
-        mv = self._batch_mv
-        mv[: self._batch_len - size] = mv[size : self._batch_len]
-        self._batch_len -= size
+        self._shift(size + _FRAME_OVERHEAD_BYTES)
         self._batch_count -= 1
         self.dropped += 1
 
@@ -400,30 +397,50 @@ class Spool:
             i = j + _CRC_BYTES
 
     def flush(self):
-        """Write the RAM batch to flash in one write and sync it.
+        """Write the RAM batch to flash and sync it.
 
-        Returns True when nothing is left in RAM. On a full flash (ENOSPC, or
-        ENAMETOOLONG for a new file) the oldest segment is dropped and the
-        write tried once more. Other flash
-        errors are counted in write_errors and logged, and the batch stays in
+        Returns True when nothing is left in RAM. The frames that fit go to the
+        write segment and the rest start a new one, so segments fill to the
+        byte. On a full flash (ENOSPC, or ENAMETOOLONG for a new file) the
+        oldest segment is dropped and the write tried once more. Other flash
+        errors are counted in write_errors and logged, and the records stay in
         RAM for the next flush. Every OSError from the filesystem is caught.
         """
         if not self._batch_len:
             return True
         self._seal_batch()
-        if self._ends[-1] + self._batch_len > self._segment_bytes:
+        room = self._segment_bytes - self._ends[-1]
+        if self._batch_len > room:
+            n, count = self._prefix(room)
+            if n and not self._write_part(n, count):
+                return False
             self._start_segment()
+        return self._write_part(self._batch_len, self._batch_count)
 
-        err = self._write_batch()
+    def _prefix(self, room):
+        """Return (bytes, frames) of the longest run of whole batch frames that fits in room bytes."""
+        buf = self._batch
+        i = 0
+        count = 0
+        while i < self._batch_len:
+            size = (buf[i + 1] | buf[i + 2] << 8) + _FRAME_OVERHEAD_BYTES
+            if i + size > room:
+                break
+            i += size
+            count += 1
+        return i, count
+
+    def _write_part(self, n, count):
+        err = self._write_batch(n, count)
         if err == _ENOSPC or err == _ENAMETOOLONG:
             # Flash full: the newest records take the room of the oldest.
             self._drop_oldest_segment()
-            err = self._write_batch()
+            err = self._write_batch(n, count)
         if err:
             self.write_errors += 1
             self._failed_flushes += 1
             if self._failed_flushes == 1:
-                _log.error("flush of %d bytes to segment %d failed (errno %d); records stay in RAM", self._batch_len, self._segments[-1], err)
+                _log.error("flush of %d bytes to segment %d failed (errno %d); records stay in RAM", n, self._segments[-1], err)
             return False
 
         if self._failed_flushes:
@@ -432,25 +449,41 @@ class Spool:
         self.flushes += 1
         return True
 
-    def _write_batch(self):
-        """Append the sealed batch to the write segment; return 0 or the errno of the failure."""
+    def _write_batch(self, n, count):
+        """Append the first n bytes (count frames) of the sealed batch to the write segment.
+
+        Returns 0, or the errno of the failure.
+        """
         number = self._segments[-1]
         path = self._path(number)
         try:
             with open(path, "ab") as f:
-                if f.write(self._batch_mv[: self._batch_len]) != self._batch_len:
+                if f.write(self._batch_mv[:n]) != n:
                     raise OSError(_EIO)
                 f.flush()  # LittleFS commits the data here (lfs_file_sync)
         except OSError as e:
             self._check_failed_write(path)
             return e.errno or _EIO
 
-        self._counts[-1] += self._batch_count
-        self._ends[-1] += self._batch_len
-        self._depth += self._batch_count
-        self._batch_len = 0
-        self._batch_count = 0
+        self._counts[-1] += count
+        self._ends[-1] += n
+        self._depth += count
+        self._shift(n)
+        self._batch_count -= count
         return 0
+
+    def _shift(self, n):
+        """Remove the first n bytes of the batch, moving the rest to its start."""
+        # Slice assignment is a plain memcpy, so the copy goes in pieces of at
+        # most n bytes, which never overlap.
+        mv = self._batch_mv
+        rest = self._batch_len - n
+        i = 0
+        while i < rest:
+            k = min(n, rest - i)
+            mv[i : i + k] = mv[n + i : n + i + k]
+            i += k
+        self._batch_len = rest
 
     def _check_failed_write(self, path):
         # LittleFS keeps the last committed file on a failed write, but a POSIX
@@ -539,6 +572,39 @@ class Spool:
         finally:
             f.close()
         return budget
+
+    def newest(self):
+        """Return (token, payload) of the newest undelivered record, or None.
+
+        Flushes the batch first. Reads the newest segment from its start to
+        find the last frame, so it suits an occasional call (once per
+        connection), not every record.
+        """
+        self.flush()
+        if not self.depth():
+            return None
+        i = len(self._segments) - 1
+        while i > 0 and not self._counts[i]:
+            i -= 1
+        number = self._segments[i]
+        if not self._counts[i] or (number, self._ends[i]) <= (self._read_number, self._read_offset):
+            return None
+        start = 0
+        try:
+            with open(self._path(number), "rb") as f:
+                for _ in range(self._counts[i] - 1):
+                    n = self._read_frame(f)
+                    if n < 0:
+                        return None
+                    start += n + _FRAME_OVERHEAD_BYTES
+                n = self._read_frame(f)
+        except OSError as e:
+            _log.error("reading segment %d failed: %s", number, e)
+            return None
+        if n < 0 or start + n + _FRAME_OVERHEAD_BYTES != self._ends[i]:
+            return None
+        token = (number, self._ends[i], self._counts[i])
+        return token, bytes(self._frame_mv[_HEADER_BYTES : _HEADER_BYTES + n])
 
     def ack(self, token):
         """Mark the record of token, and every record before it, delivered.

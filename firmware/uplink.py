@@ -1,19 +1,25 @@
-# Uplink: bounded RAM queue of outgoing records and the MQTT connection supervisor
+# Uplink: delivers the records of the flash store over MQTT, and supervises the connection
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 #
 # Usage:
-#   uplink = Uplink(cfg, "TRK-0042", link=wlan.create(cfg), boot_id=17, fw="1.4.0")
+#   uplink = Uplink(cfg, "TRK-0042", store, link=wlan.create(cfg), boot_id=17, fw="1.4.0")
 #   asyncio.create_task(uplink.run())
-#   uplink.put("telemetry", b'{"t":-18250}')        # never blocks, never raises
 #
-# Records wait in a ring of cfg["queue_len"] slots. When the ring is full, put()
-# drops the oldest record and counts it in `dropped`. run() keeps one
-# connection to the broker and sends records in order: a QoS 1 record leaves
-# the ring only after its PUBACK, so after a failure it is sent again on the
-# next connection (the backend may see it twice, never zero times).
-# The queue lives in RAM only: a reset loses what was not yet sent.
+# Records wait in the store (firmware/store.py) until the broker acknowledges
+# them. On every connection the uplink sends, with up to mqtt.window QoS 1
+# publishes in flight: the alarms, oldest first; then the newest record, so a
+# live view is current at once; then the backlog, oldest first, in batches (a
+# JSON array on <prefix>/<device>/batch) of at most mqtt.batch_bytes. A record
+# leaves the store only after its PUBACK, so after a failure it is sent again
+# on the next connection: a backend may see a record twice, never zero times,
+# and drops duplicates by (dev, boot, seq).
+#
+# Records of this boot wait while the clock is unknown, for at most
+# spool.time_wait_s of uptime, so that they go out with their right time.
+# Alarms never wait.
 
 import asyncio
+import gc
 import json
 import random
 from time import ticks_diff, ticks_ms
@@ -22,25 +28,31 @@ from micropython import const
 
 from firmware import log
 from firmware.mqtt import MQTTClient, MQTTError
+from firmware.packed import KIND_NAMES, PackError, header, render
 
 _log = log.get("uplink")
 
-KINDS = ("telemetry", "alarm", "event", "status")
+KINDS = ("telemetry", "alarm", "event", "status", "batch")
 
 _BACKOFF_FIRST_MS = const(1000)
 _STABLE_SESSION_MS = const(30000)  # a session this long resets the backoff
 _IDLE_CHECK_MS = const(1000)
 _LINK_POLL_MS = const(500)
-_DROP_WARNING_MS = const(60000)
 _ERROR_TEXT_MAX = const(80)
+_PEEK_RECORDS = const(32)
+_PEEK_BYTES = const(1024)  # packed bytes of alarms read from flash at a time
+# Up to this many waiting records go out one per message on their own topic; more go in batches.
+_SINGLE_MAX = const(3)
 
 _OFFLINE = b'{"state":"offline"}'
+_EARLY = "early"  # in-flight marker of the newest record, sent ahead of the backlog
 
 
 class Uplink:
-    def __init__(self, cfg, device_id, link=None, boot_id=0, fw="dev", on_message=None):
+    def __init__(self, cfg, device_id, store, link=None, boot_id=0, fw="dev", on_message=None, time_wait_s=None):
         m = cfg["mqtt"]
         self.device_id = device_id
+        self.store = store
         self.link = link
         self.boot_id = boot_id
         self.fw = fw
@@ -48,33 +60,39 @@ class Uplink:
         self.port = m["port"]
         self._backoff_max_ms = m["backoff_max_s"] * 1000
         self._backoff_first_ms = _BACKOFF_FIRST_MS
+        self._window = m["window"]
+        self._batch_bytes = m["batch_bytes"]
+        if time_wait_s is None:
+            time_wait_s = cfg["spool"]["time_wait_s"]
+        self._time_wait_ms = time_wait_s * 1000
+        self._started_ms = ticks_ms()
 
-        # One topic per record kind, built once so that put() only looks them up.
+        # One topic per record kind, built once.
         self._prefix = "%s/%s/" % (m["topic_prefix"], device_id)
         self._topics = {}
         for kind in KINDS:
             self._topics[kind] = self.topic(kind)
         self._subscriptions = []
 
-        # Ring of records: three parallel arrays, preallocated so put() stores references only.
-        n = cfg["queue_len"]
-        self._capacity = n
-        self._ring_topic = [None] * n
-        self._ring_payload = [None] * n
-        self._ring_flags = bytearray(n)  # bit 0 = QoS 1, bit 1 = retain
-        self._head = 0
-        self._removed = 0  # records taken off the head, by sending or by dropping
         self._wake = asyncio.Event()
+        store.on_stored = self._wake.set
+        self._batch_buf = bytearray(self._batch_bytes)
+        self._batch_buf[0] = 0x5B  # "["
+        self._batch_mv = memoryview(self._batch_buf)
+        # (packet id or None, spool or _EARLY or None, token, record count), in send order.
+        self._inflight = []
+        self._cursor_alarm = None
+        self._cursor_main = None
+        # Token of the newest record once the broker acknowledged it ahead of the backlog.
+        self._early = None
+        # Token of the newest record while its early publish waits for its PUBACK on this connection.
+        self._early_inflight = None
 
         self.connected = False
         self.sent = 0
-        self.dropped = 0
         self.reconnects = 0
-        self.queued = 0
+        self.bad_records = 0
         self.last_error = ""
-        self._bad_kind = None
-        self._dropped_reported = 0
-        self._drop_warning_ms = None
 
         self._client = MQTTClient(
             m["client_id"] or device_id,
@@ -98,80 +116,25 @@ class Uplink:
         """Subscribe to <prefix>/<device_id>/<kind> now and after every reconnect."""
         self._subscriptions.append((self.topic(kind), qos))
 
-    # ---- queue ------------------------------------------------------------
-
-    def put(self, kind, payload, qos=1, retain=False):
-        """Queue one record for sending. When the queue is full, drop the oldest record.
-
-        Never blocks, never raises and allocates nothing: it stores references
-        into preallocated slots (the unit tests check this under heap_lock).
-        """
-        topic = self._topics.get(kind)
-        if topic is None:
-            self._bad_kind = kind
-            self.dropped += 1
-            return
-        n = self._capacity
-        if self.queued == n:
-            self._head = (self._head + 1) % n
-            self._removed += 1
-            self.queued -= 1
-            self.dropped += 1
-        tail = (self._head + self.queued) % n
-        self._ring_topic[tail] = topic
-        self._ring_payload[tail] = payload
-        flags = 0
-        if qos:
-            flags = 1
-        if retain:
-            flags |= 2
-        self._ring_flags[tail] = flags
-        self.queued += 1
-        self._wake.set()
-
-    def _pop_head(self):
-        n = self._capacity
-        self._ring_topic[self._head] = None
-        self._ring_payload[self._head] = None
-        self._head = (self._head + 1) % n
-        self._removed += 1
-        self.queued -= 1
-
     def stats(self):
         """Return the counters for telemetry."""
         return {
             "connected": self.connected,
             "sent": self.sent,
-            "dropped": self.dropped,
+            "dropped": self.store.dropped(),
             "reconnects": self.reconnects,
-            "queued": self.queued,
+            "queued": self.store.depth(),
             "last_error": self.last_error,
         }
 
-    def _report_drops(self):
-        # put() must not allocate, so it only counts. The warnings come from here,
-        # at most once a minute, with the number dropped since the last one.
-        if self._bad_kind is not None:
-            _log.warning("dropped a record of unknown kind %r", self._bad_kind)
-            self._bad_kind = None
-        if self.dropped == self._dropped_reported:
-            return
-        now = ticks_ms()
-        if self._drop_warning_ms is not None and ticks_diff(now, self._drop_warning_ms) < _DROP_WARNING_MS:
-            return
-        _log.warning(
-            "queue full (%d records): dropped %d oldest records, %d in total",
-            self._capacity,
-            self.dropped - self._dropped_reported,
-            self.dropped,
-        )
-        self._dropped_reported = self.dropped
-        self._drop_warning_ms = now
+    def _link_json(self):
+        return '{"queued":%d,"dropped":%d,"sent":%d,"reconnects":%d}' % (
+            self.store.depth(), self.store.dropped(), self.sent, self.reconnects)
 
     # ---- supervisor -------------------------------------------------------
 
     async def run(self):
-        """Keep a broker connection and send queued records, forever."""
+        """Keep a broker connection and deliver stored records, forever."""
         backoff_ms = self._backoff_first_ms
         while True:
             await self._wait_link()
@@ -188,6 +151,11 @@ class Uplink:
             finally:
                 self.connected = False
                 self._client.close()
+                # Whatever was not acknowledged goes again from the stored positions.
+                self._inflight = []
+                self._cursor_alarm = None
+                self._cursor_main = None
+                self._early_inflight = None
 
             if ticks_diff(ticks_ms(), started_ms) >= _STABLE_SESSION_MS:
                 backoff_ms = self._backoff_first_ms
@@ -195,9 +163,9 @@ class Uplink:
             self.reconnects += 1
             self.last_error = str(error)[:_ERROR_TEXT_MAX]
             _log.warning(
-                "MQTT broker %s:%d: %s; retrying in %d ms", self.host, self.port, self.last_error, delay_ms
+                "MQTT broker %s:%d: %s; retrying in %d ms (%d records waiting)",
+                self.host, self.port, self.last_error, delay_ms, self.store.depth(),
             )
-            self._report_drops()
             await asyncio.sleep_ms(delay_ms)
             backoff_ms = min(backoff_ms * 2, self._backoff_max_ms)
 
@@ -205,14 +173,13 @@ class Uplink:
         if self.link is None:
             return
         while not self.link.is_up():
-            self._report_drops()
             await asyncio.sleep_ms(_LINK_POLL_MS)
 
     async def _session(self):
         client = self._client
         await client.connect(clean=True)
         self.connected = True
-        _log.info("connected to MQTT broker %s:%d", self.host, self.port)
+        _log.info("connected to MQTT broker %s:%d (%d records waiting)", self.host, self.port, self.store.depth())
 
         status = '{"state":"online","boot":%d,"fw":%s}' % (self.boot_id, json.dumps(self.fw))
         await client.publish(self._topics["status"], status, qos=1, retain=True)
@@ -220,16 +187,23 @@ class Uplink:
         for topic, qos in self._subscriptions:
             await client.subscribe(topic, qos)
 
+        newest_sent = False
         while True:
             if self.link is not None and not self.link.is_up():
                 raise MQTTError("network link down")
-            if not self.queued:
-                await self._wait_for_records(client)
+            if await self._send_alarms(client):
                 continue
-            await self._send_head(client)
+            if not newest_sent:
+                newest_sent = True
+                await self._send_newest(client)
+            if await self._send_backlog(client):
+                continue
+            if self._inflight:
+                await self._settle(client)
+                continue
+            await self._wait_for_records(client)
 
     async def _wait_for_records(self, client):
-        self._report_drops()
         self._wake.clear()
         try:
             await asyncio.wait_for_ms(self._wake.wait(), _IDLE_CHECK_MS)
@@ -238,22 +212,141 @@ class Uplink:
         if not client.connected:
             raise client.error or MQTTError("connection lost")
 
-    async def _send_head(self, client):
-        head = self._head
-        removed = self._removed
-        flags = self._ring_flags[head]
-        await client.publish(
-            self._ring_topic[head], self._ring_payload[head], qos=flags & 1, retain=bool(flags & 2)
-        )
-        # put() may have dropped this record while it was in flight. Then the
-        # slot at the head already contains a newer record, which must stay, and the
-        # record did arrive, so it does not count as dropped.
-        if self._removed == removed:
-            self._pop_head()
+    # ---- sending ----------------------------------------------------------
+
+    def _ready(self, packed):
+        """True when a main-spool record may go now: its time is known or will never be."""
+        try:
+            boot = header(packed)[1]
+        except PackError:
+            return True  # _render raises on it too, and the record is skipped there
+        if boot != self.boot_id or self.store.clocks.get(boot) is not None:
+            return True
+        return ticks_diff(ticks_ms(), self._started_ms) >= self._time_wait_ms
+
+    def _render(self, packed, link):
+        boot = header(packed)[1]
+        return render(packed, self.device_id, self.store.names, self.store.clocks.get(boot), link)
+
+    async def _publish(self, client, topic, text, spool, token, count):
+        while len(self._inflight) >= self._window:
+            await self._settle(client)
+        pid = await client.publish(topic, text, qos=1, wait=False)
+        self._inflight.append((pid, spool, token, count))
+
+    async def _settle(self, client):
+        """Wait for the oldest publish in flight and release its records from the store."""
+        pid, spool, token, count = self._inflight.pop(0)
+        if pid is not None:
+            await client.wait_puback(pid)
+        if spool is _EARLY:
+            self._early = token
+        elif spool is not None:
+            spool.ack(token)
+        self.sent += count
+
+    def _skip(self, spool, token, e):
+        # A record that cannot be rendered would block every record after it.
+        self.bad_records += 1
+        _log.error("record at %r of the %s spool skipped: %s", token, "alarm" if spool is self.store.alarm else "main", e)
+        self._inflight.append((None, spool, token, 0))
+
+    async def _send_alarms(self, client):
+        spool = self.store.alarm
+        items = spool.peek(self._window, _PEEK_BYTES, after=self._cursor_alarm)
+        if not items:
+            return False
+        for token, packed in items:
+            self._cursor_alarm = token
+            try:
+                text = self._render(packed, None)
+            except (PackError, IndexError, ValueError) as e:
+                self._skip(spool, token, e)
+                continue
+            await self._publish(client, self._topics["alarm"], text, spool, token, 1)
+        return True
+
+    async def _send_newest(self, client):
+        spool = self.store.main
+        if spool.depth() <= _SINGLE_MAX:
+            return  # the backlog path sends them one by one anyway
+        got = spool.newest()
+        if got is None or got[0] == self._early or not self._ready(got[1]):
+            return
+        token, packed = got
+        try:
+            text = self._render(packed, self._link_json())
+        except (PackError, IndexError, ValueError):
+            return  # the backlog path meets it again and skips it there
+        self._early_inflight = token
+        await self._publish(client, self._topics[KIND_NAMES[header(packed)[0]]], text, _EARLY, token, 1)
+
+    async def _send_backlog(self, client):
+        spool = self.store.main
+        # About 10 JSON bytes per packed byte: read little more than one batch from flash.
+        items = spool.peek(_PEEK_RECORDS, self._batch_bytes // 4, after=self._cursor_main)
+        if not items:
+            return False
+        single = len(items) <= _SINGLE_MAX
+        link = self._link_json()
+        buf = self._batch_buf
+        n = 1  # bytes of the batch so far, starting with "["
+        count = 0
+        first = None
+        first_kind = 0
+        last = None
+        for token, packed in items:
+            if token == self._early or token == self._early_inflight:
+                last = token  # already delivered ahead of the backlog
+                continue
+            if not self._ready(packed):
+                break
+            if count:
+                # Rendering takes milliseconds per record on an ESP32: let sampling run in between.
+                await asyncio.sleep_ms(0)
+            try:
+                text = self._render(packed, link).encode()
+            except (PackError, IndexError, ValueError) as e:
+                if count:
+                    break  # skip it on its own, after this batch
+                self._cursor_main = token
+                self._skip(spool, token, e)
+                return True
+            if not count:
+                first = text
+                first_kind = header(packed)[0]
+            else:
+                # The batch is written into one buffer allocated at start, so a
+                # batch never needs a large free block on a fragmented heap.
+                if count == 1:
+                    if 1 + len(first) + 1 + len(text) + 1 > len(buf):
+                        break
+                    n = self._put(buf, 1, first)
+                elif n + 1 + len(text) + 1 > len(buf):
+                    break
+                buf[n] = 0x2C  # ","
+                n = self._put(buf, n + 1, text)
+            text = None
+            count += 1
+            last = token
+            if single:
+                break
+        if last is None:
+            return False
+        self._cursor_main = last
+        if not count:
+            self._inflight.append((None, spool, last, 0))
+        elif count == 1:
+            await self._publish(client, self._topics[KIND_NAMES[first_kind]], first, spool, last, 1)
         else:
-            self.dropped -= 1
-            self._dropped_reported = min(self._dropped_reported, self.dropped)
-        self.sent += 1
+            buf[n] = 0x5D  # "]"
+            await self._publish(client, self._topics["batch"], self._batch_mv[: n + 1], spool, last, count)
+        return True
+
+    @staticmethod
+    def _put(buf, n, data):
+        buf[n : n + len(data)] = data
+        return n + len(data)
 
 
 def _jitter(ms):

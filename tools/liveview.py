@@ -21,6 +21,16 @@ def summarize(kind, payload, retain):
         return "%-9s (not JSON) %r" % (kind, payload[:80])
     if kind == "status":
         return "status    %s%s" % (d.get("state"), " (retained)" if retain else "")
+    if kind == "batch":
+        # Backlog after an outage: one line per batch, not per record.
+        if not isinstance(d, list) or not d:
+            return "batch     (not a list of records) %r" % (payload[:80],)
+        kinds = {}
+        for r in d:
+            kinds[r.get("kind")] = kinds.get(r.get("kind"), 0) + 1
+        return "batch     %d records, boot %s seq %s..%s (%s)" % (
+            len(d), d[0].get("boot"), d[0].get("seq"), d[-1].get("seq"),
+            ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items())))
     head = "#%-4s" % d.get("seq", "?")
     if kind == "telemetry":
         parts = [head]

@@ -4,7 +4,7 @@
 
     python tools/vterm.py run [--broker HOST:PORT] [--scenario FILE] [--duration S]
                               [--device-id ID] [--state DIR] [--heap SIZE] [--record FILE]
-                              [--source] [--quiet] [--verbose]
+                              [--flash-kib N] [--source] [--quiet] [--verbose]
     python tools/vterm.py build [--out DIR] [--with-sim]
 
 `run` executes the firmware as a board does: compiled to .mpy with the pinned
@@ -169,7 +169,7 @@ def do_build(args):
 # does not exist on a board. Its modules and state take about 70 KB of the
 # 64-bit unix port's heap (printed at start), so this much is added on top of
 # the firmware's share given by --heap.
-SIM_HEAP = "40wK"
+SIM_HEAP = "48wK"
 _WORD_FACTOR = 2  # the unix port here is 64-bit: "w" sizes are multiplied by 8 / 4
 
 
@@ -180,6 +180,24 @@ def heap_bytes(text):
         raise CommandError("--heap: invalid size %r (examples: 112wK, 256K, 1M)" % text)
     n = int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(3).lower()]
     return n * (_WORD_FACTOR if m.group(2) else 1)
+
+
+# LittleFS needs a few blocks for its superblocks and directories, so nothing
+# useful fits below 16 KiB (4 blocks of 4096 bytes).
+FLASH_MIN_KIB = 16
+FLASH_MAX_KIB = 16384  # 16 MiB: a larger image does not test more of the spool
+
+
+def flash_kib(value, state):
+    """Check --flash-kib against the size rules and an existing <state>/flash.img, and return it."""
+    if value % 4 or not FLASH_MIN_KIB <= value <= FLASH_MAX_KIB:
+        raise CommandError("--flash-kib: must be a multiple of 4 (4 KiB blocks) from %d to %d, got %d"
+                           % (FLASH_MIN_KIB, FLASH_MAX_KIB, value))
+    image = state / "flash.img"
+    if image.exists() and image.stat().st_size != value * 1024:
+        raise CommandError("--flash-kib: %s has %d KiB, not %d: pass the same size, or delete the file to format a new one"
+                           % (image, image.stat().st_size // 1024, value))
+    return value
 
 
 def micropython_cmd(heap):
@@ -247,6 +265,8 @@ def do_run(args):
         state.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CommandError("--state: cannot create folder %s: %s" % (state, e.strerror or e))
+    if args.flash_kib is not None:
+        flash_kib(args.flash_kib, state)
     if args.record:
         try:
             open(args.record, "a").close()
@@ -267,14 +287,18 @@ def do_run(args):
     try:
         cfg = write_config(state, scenario, args.device_id, host, port) or {}
         prefix = cfg.get("mqtt", {}).get("topic_prefix", "fleet")
-        print("vterm: device %s, scenario %s, state %s, heap %s + %s for the simulator, %s" % (
+        print("vterm: device %s, scenario %s, state %s, heap %s + %s for the simulator, %s%s" % (
             args.device_id, scenario_path.name, state, args.heap, SIM_HEAP,
-            "%d s" % duration if duration else "until Ctrl-C"), flush=True)
+            "%d s" % duration if duration else "until Ctrl-C",
+            ", /spool on %d KiB of flash" % args.flash_kib if args.flash_kib is not None else ""), flush=True)
         view = liveview.LiveView(host, port, "%s/%s/#" % (prefix, args.device_id), args.record)
         view.start()
         env = dict(os.environ)
         env.update(VTERM_STATE=str(state), VTERM_SCENARIO=str(scenario_path), VTERM_REPO=str(REPO),
                    VTERM_VERBOSE="1" if args.verbose else "0")
+        env.pop("VTERM_FLASH_KIB", None)
+        if args.flash_kib is not None:
+            env["VTERM_FLASH_KIB"] = str(args.flash_kib)
         if not args.source:
             env["VTERM_CODE"] = str(build(REPO / "build" / "vterm", with_sim=True))
         stop_at = time.monotonic() + duration if duration else None
@@ -294,6 +318,18 @@ def do_run(args):
     return 0
 
 
+def _env_int(name):
+    # argparse also runs this on a string default, so a bad environment value
+    # is reported like a bad option.
+    def parse(text):
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("invalid integer %r (from --flash-kib or $%s)" % (text, name))
+
+    return parse
+
+
 def argparse_run(sub):
     p = sub.add_parser("run", help="run the firmware with simulated hardware and show what it publishes")
     p.add_argument("--broker", help="MQTT broker HOST:PORT (default: start an embedded broker on 127.0.0.1)")
@@ -304,6 +340,10 @@ def argparse_run(sub):
     p.add_argument("--heap", default="112wK",
                    help="heap for the firmware (default 112wK, ESP32-sized); %s is added for the simulator" % SIM_HEAP)
     p.add_argument("--record", help="also append every received message to this file as JSON lines")
+    p.add_argument("--flash-kib", type=_env_int("VTERM_FLASH_KIB"), default=os.environ.get("VTERM_FLASH_KIB") or None,
+                   metavar="N",
+                   help="mount /spool on LittleFS in an N KiB flash image, <state>/flash.img, formatted when "
+                        "missing (default: $VTERM_FLASH_KIB, else /spool is a folder of the state)")
     p.add_argument("--source", action="store_true",
                    help="run the .py sources instead of compiled .mpy (needs a larger --heap, e.g. 1M)")
     p.add_argument("--quiet", action="store_true", help="hide the firmware's own console output")

@@ -65,9 +65,16 @@ class Recorder:
         self.client.loop_start()
 
     def _on_message(self, client, userdata, msg):
+        kind = msg.topic.rsplit("/", 1)[-1]
+        data = json.loads(msg.payload)
+        now = time.monotonic()
         with self._lock:
-            self.messages.append((time.monotonic(), msg.topic.rsplit("/", 1)[-1], msg.retain,
-                                  json.loads(msg.payload)))
+            if kind == "batch":
+                # A batch is a JSON array of records, each naming its kind.
+                for record in data:
+                    self.messages.append((now, record["kind"], False, record))
+            else:
+                self.messages.append((now, kind, msg.retain, data))
 
     def stop(self):
         self.client.disconnect()

@@ -1,5 +1,10 @@
-# Tests of firmware.mqtt packet encoding: exact bytes of CONNECT, PUBLISH, SUBSCRIBE, PINGREQ
+# Tests of firmware.mqtt: exact packet bytes, and the QoS 1 in-flight window over a fake stream
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+
+import asyncio
+import time
+
+import micropython
 
 from firmware import mqtt
 
@@ -247,3 +252,278 @@ def test_ip_literal_detection():
     assert not mqtt._is_ip_literal("localhost")
     assert not mqtt._is_ip_literal("broker.example")
     assert not mqtt._is_ip_literal("1.2.3")
+
+
+# ---- QoS 1 in-flight window, driven over a fake stream ----------------------
+
+
+class _FakeStream:
+    """Fake of the client's StreamReader that records writes, returns fed bytes, and returns EOF once closed."""
+
+    def __init__(self):
+        self.sent = bytearray()
+        self.rx = bytearray()
+        self.eof = False
+        self.rx_ready = asyncio.Event()
+
+    def write(self, data):
+        self.sent += data
+
+    async def drain(self):
+        pass
+
+    async def readinto(self, buf):
+        while not self.rx:
+            if self.eof:
+                return 0
+            self.rx_ready.clear()
+            await self.rx_ready.wait()
+        n = min(len(buf), len(self.rx))
+        buf[:n] = self.rx[:n]
+        self.rx = self.rx[n:]
+        return n
+
+    def feed(self, data):
+        self.rx += data
+        self.rx_ready.set()
+
+    def close(self):
+        self.eof = True
+        self.rx_ready.set()
+
+
+def _client_on_fake_stream(timeout_ms=2000):
+    # A client in the state connect() leaves behind, with the reader task
+    # running on a fake stream. keepalive_s=0 keeps the ping task out.
+    client = mqtt.MQTTClient("c", "127.0.0.1", keepalive_s=0, timeout_s=2)
+    client._timeout_ms = timeout_ms
+    stream = _FakeStream()
+    client._stream = stream
+    client.connected = True
+    client._reader_task = asyncio.create_task(client._read_loop())
+    return client, stream
+
+
+def _puback(pid):
+    return bytes((0x40, 2, pid >> 8, pid & 0xFF))
+
+
+async def _settle():
+    # Give the reader task and any woken waiters a few turns of the loop.
+    for _ in range(5):
+        await asyncio.sleep_ms(0)
+
+
+async def test_window_publish_returns_pid_at_once():
+    client, stream = _client_on_fake_stream()
+    pids = []
+    for payload in (b"a", b"b", b"c"):
+        pids.append(await client.publish("t", payload, qos=1, wait=False))
+    assert pids == [1, 2, 3]
+    assert client.inflight == 3
+    # Each PUBLISH: 32 = QoS 1; remaining 2 + 1 ("t") + 2 (packet id) + 1 = 6.
+    expected = b"\x32\x06\x00\x01t\x00\x01a" b"\x32\x06\x00\x01t\x00\x02b" b"\x32\x06\x00\x01t\x00\x03c"
+    assert bytes(stream.sent) == expected
+    client.close()
+
+
+async def test_window_pubacks_out_of_order():
+    client, stream = _client_on_fake_stream()
+    for _ in range(3):
+        await client.publish("t", b"x", qos=1, wait=False)
+    stream.feed(_puback(3))
+    await _settle()
+    assert client.inflight == 2
+    stream.feed(_puback(1) + _puback(2))
+    await _settle()
+    assert client.inflight == 0
+
+    # Every PUBACK is already in, so each wait returns without waiting.
+    t0 = time.ticks_ms()
+    for pid in (1, 2, 3):
+        await client.wait_puback(pid)
+    assert time.ticks_diff(time.ticks_ms(), t0) < 50
+    assert client._pending == {}
+    client.close()
+
+
+async def test_wait_puback_waits_for_its_ack():
+    client, stream = _client_on_fake_stream()
+    await client.publish("t", b"x", qos=1, wait=False)
+    await client.publish("t", b"y", qos=1, wait=False)
+    waiter = asyncio.create_task(client.wait_puback(2))
+    await _settle()
+    stream.feed(_puback(1))
+    await _settle()
+    assert not waiter.done()  # the PUBACK of packet id 1 must not end the wait for 2
+    stream.feed(_puback(2))
+    await _settle()
+    assert waiter.done()
+    assert client.inflight == 0
+    await client.wait_puback(1)
+    client.close()
+
+
+async def test_publish_wait_true_unchanged():
+    client, stream = _client_on_fake_stream()
+
+    async def ack_later():
+        await asyncio.sleep_ms(20)
+        stream.feed(_puback(1))
+
+    asyncio.create_task(ack_later())
+    result = await client.publish("t", b"x", qos=1)
+    assert result is None
+    assert client.inflight == 0
+    assert client._pending == {}
+    client.close()
+
+
+async def test_wait_puback_timeout_ends_connection():
+    client, stream = _client_on_fake_stream(timeout_ms=100)
+    await client.publish("t", b"x", qos=1, wait=False)
+    await client.publish("t", b"y", qos=1, wait=False)
+    t0 = time.ticks_ms()
+    try:
+        await client.wait_puback(1)
+    except mqtt.MQTTError as e:
+        text = str(e)
+    else:
+        raise AssertionError("no MQTTError")
+    elapsed_ms = time.ticks_diff(time.ticks_ms(), t0)
+    assert text == "timed out after 2 s waiting for PUBACK of packet id 1"
+    assert 90 <= elapsed_ms <= 300, elapsed_ms
+    assert client.connected is False
+    assert str(client.error) == text
+    assert client.inflight == 0
+
+    # The other packet can get no PUBACK any more: its wait fails at once.
+    t0 = time.ticks_ms()
+    try:
+        await client.wait_puback(2)
+    except mqtt.MQTTError as e:
+        assert str(e).startswith("connection lost while waiting for PUBACK of packet id 2: timed out")
+    else:
+        raise AssertionError("no MQTTError")
+    assert time.ticks_diff(time.ticks_ms(), t0) < 20
+    client.close()
+
+
+async def test_connection_loss_wakes_all_waiters():
+    client, stream = _client_on_fake_stream()
+    pids = []
+    for i in range(8):
+        pids.append(await client.publish("t", b"x", qos=1, wait=False))
+    errors = {}
+
+    async def wait_one(pid):
+        try:
+            await client.wait_puback(pid)
+        except mqtt.MQTTError as e:
+            errors[pid] = str(e)
+
+    tasks = [asyncio.create_task(wait_one(pid)) for pid in pids]
+    await _settle()
+    assert errors == {}
+    stream.close()  # the broker closed the connection
+    await asyncio.wait_for_ms(asyncio.gather(*tasks), 500)
+    assert sorted(errors) == pids
+    for pid in pids:
+        assert errors[pid].startswith("connection lost while waiting for PUBACK of packet id %d: " % pid), errors[pid]
+        assert "connection closed by the broker" in errors[pid], errors[pid]
+    assert client.connected is False
+    assert client.inflight == 0
+    assert client._pending == {}
+    client.close()
+
+
+async def test_wait_puback_unknown_pid_raises():
+    client, stream = _client_on_fake_stream()
+    pid = await client.publish("t", b"x", qos=1, wait=False)
+    stream.feed(_puback(pid))
+    await _settle()
+    await client.wait_puback(pid)
+    try:
+        await client.wait_puback(pid)
+    except mqtt.MQTTError as e:
+        assert str(e).startswith("no PUBACK pending for packet id 1:"), str(e)
+    else:
+        raise AssertionError("no MQTTError for a packet id waited for twice")
+    client.close()
+
+
+async def test_window_ids_wrap_and_skip_in_flight():
+    client, stream = _client_on_fake_stream()
+    assert await client.publish("t", b"x", qos=1, wait=False) == 1
+    client._pid = 65533
+    got = []
+    for _ in range(3):
+        got.append(await client.publish("t", b"x", qos=1, wait=False))
+    # 65534, 65535, then 1 is still in flight, so 2.
+    assert got == [65534, 65535, 2]
+    assert client.inflight == 4
+    client.close()
+
+
+async def test_puback_for_subscribe_id_ignored():
+    client, stream = _client_on_fake_stream()
+    sub = asyncio.create_task(client.subscribe("s", 1))
+    await _settle()
+    stream.feed(_puback(1))  # wrong ack type for a SUBSCRIBE
+    await _settle()
+    assert not sub.done()
+    stream.feed(b"\x90\x03\x00\x01\x01")  # SUBACK, packet id 1, granted QoS 1
+    assert await asyncio.wait_for_ms(sub, 500) == 1
+    assert client.inflight == 0
+    client.close()
+
+
+async def test_puback_bookkeeping_allocates_nothing():
+    client, stream = _client_on_fake_stream()
+    pid = await client.publish("t", b"x", qos=1, wait=False)
+    waiter = asyncio.create_task(client.wait_puback(pid))
+    await _settle()
+    expected = client._pending[pid]
+    micropython.heap_lock()
+    try:
+        client._ack(pid, expected, 0)
+    finally:
+        micropython.heap_unlock()
+    assert client.inflight == 0
+    await asyncio.wait_for_ms(waiter, 500)
+    client.close()
+
+
+async def test_connect_drops_ids_of_old_connection():
+    client, stream = _client_on_fake_stream()
+    pid = await client.publish("t", b"x", qos=1, wait=False)
+    stream.close()
+    await _settle()
+    assert client.connected is False
+    # connect() to a closed port fails, but first forgets the old packet ids.
+    client.port = 9
+    try:
+        await client.connect()
+    except OSError:
+        pass
+    assert client._pending == {}
+    assert client.inflight == 0
+    try:
+        await client.wait_puback(pid)
+    except mqtt.MQTTError as e:
+        assert "sent before connect()" in str(e)
+    else:
+        raise AssertionError("no MQTTError")
+
+
+def test_publish_header_only_leaves_payload_out():
+    # A 300-byte QoS 1 payload on a 32-byte topic: remaining length 2 + 32 + 2 + 300
+    # = 336 = 0xD0 0x02, so the header is 3 + 2 + 32 + 2 = 39 bytes.
+    topic = b"fleet/acme/v1/TRK-0042/telemetry"[:32]
+    payload = bytes(range(256)) + bytes(44)
+    head = mqtt.publish_packet(topic, payload, 1, False, 7, header_only=True)
+    assert len(head) == 39
+    assert bytes(head[:3]) == b"\x32\xd0\x02"
+    assert bytes(head[3:5]) == b"\x00\x20"
+    assert bytes(head[37:39]) == b"\x00\x07"
+    assert bytes(head) + payload == bytes(mqtt.publish_packet(topic, payload, 1, False, 7))

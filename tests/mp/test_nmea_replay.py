@@ -332,3 +332,72 @@ def test_empty_capture_rejected():
         assert "no NMEA sentences" in str(e)
     else:
         raise AssertionError("a capture without sentences was accepted")
+
+
+def test_replay_silent_before_from_ms():
+    cap = Capture(_DATA + "skytraq-dgps.log")
+    first = cap.epoch_bytes(0)
+    second = cap.epoch_bytes(1)
+    # The UART opens at 1000 ms, and the receiver starts sending at 20,000 ms.
+    replay = Replay(cap, 9600, True, 1000, 20_000)
+    sink = Sink()
+    replay.pump(19_999, sink)
+    assert len(sink.data) == 0
+    assert replay.epochs_sent == 0
+    replay.pump(20_100, sink)
+    assert bytes(sink.data) == first[:96]  # 100 ms x 0.96 bytes/ms
+    # The capture's pace counts from from_ms: the second epoch is due 1 s later.
+    replay.pump(20_999, sink)
+    assert bytes(sink.data) == first
+    replay.pump(21_250, sink)
+    assert bytes(sink.data) == first + second[:240]
+    cap.close()
+
+
+def test_replay_from_ms_before_uart_opens():
+    # A receiver that started sending before the UART opened: bytes count from the opening.
+    cap = Capture(_DATA + "skytraq-dgps.log")
+    first = cap.epoch_bytes(0)
+    late = Replay(cap, 9600, True, 5000, 2000)
+    sink = Sink()
+    late.pump(4999, sink)
+    assert len(sink.data) == 0
+    late.pump(5100, sink)
+    assert bytes(sink.data) == first[:96]
+    cap.close()
+
+
+def test_scenario_from_s_checked():
+    import scenario
+
+    nmea = {"file": "tests/data/nmea/skytraq-dgps.log"}
+    assert scenario.validate({"nmea": nmea})["nmea"]["from_s"] == 0
+    nmea["from_s"] = 45.5
+    assert scenario.validate({"nmea": nmea})["nmea"]["from_s"] == 45.5
+    for bad in (-1, "30", True, None, 86401):
+        nmea["from_s"] = bad
+        try:
+            scenario.validate({"nmea": nmea})
+        except scenario.ScenarioError as e:
+            assert e.errors == [("nmea.from_s", "must be 0..86400 seconds, got %r" % (bad,))], e.errors
+        else:
+            raise AssertionError("nmea.from_s %r accepted" % (bad,))
+
+
+def test_uart_silent_until_from_s():
+    import world
+    from drivers import board
+    from machine import UART
+
+    w = world.World({"nmea": {"file": _DATA + "skytraq-dgps.log", "from_s": 30}})
+    world.set_current(w)
+    first = w.nmea.epoch_bytes(0)
+    uart = UART(board.GNSS_UART_ID, baudrate=9600, rxbuf=2048)
+    w.advance(29.9)
+    assert uart.any() == 0
+    assert uart.read() is None
+    w.advance(0.2)
+    # Between 0.1 and 0.2 s of bytes at 960 bytes/s, depending on the ms that really passed.
+    n = uart.any()
+    assert 96 <= n <= 200, n
+    assert uart.read(n) == first[:n]

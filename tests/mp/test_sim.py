@@ -746,7 +746,7 @@ def test_scenario_defaults():
     assert sc["inputs"]["bounce_ms"] == 0
     assert sc["duration_s"] == 0
     sc = scenario.validate({"nmea": {"file": "a.log"}, "dht": {}})
-    assert sc["nmea"] == {"file": "a.log", "baud": 9600, "loop": True, "date": None}
+    assert sc["nmea"] == {"file": "a.log", "baud": 9600, "loop": True, "date": None, "from_s": 0}
     assert sc["dht"]["model"] == "DHT22"
     assert sc["dht"]["encoding"] == "sign_magnitude"
 

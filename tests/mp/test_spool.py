@@ -10,46 +10,13 @@ import vfs
 
 from firmware import log
 from firmware.spool import Spool, SpoolError
+from ramflash import BLOCK_BYTES as _BLOCK_BYTES, RAMBlockDevice
 
 _MOUNT = "/spooltest"
 _ROOT = "/spooltest/spool"
 _SNAPSHOT_MOUNT = "/spoolsnap"
-_BLOCK_BYTES = 4096
-_ERASED_BLOCK = b"\xff" * _BLOCK_BYTES  # NOR flash reads 0xFF after an erase
 
 log.console = False  # the tests provoke warnings on purpose
-
-
-class RAMBlockDevice:
-    """Flash stand-in for LittleFS: a bytearray with the extended block interface."""
-
-    def __init__(self, block_count, data=None):
-        self.block_count = block_count
-        self.data = data if data is not None else bytearray(block_count * _BLOCK_BYTES)
-        # When a list, every write is logged to it as (byte offset, bytes), so
-        # that the flash as it was after any write can be rebuilt.
-        self.writes = None
-
-    def readblocks(self, block, buf, offset=0):
-        start = block * _BLOCK_BYTES + offset
-        memoryview(buf)[:] = memoryview(self.data)[start : start + len(buf)]
-
-    def _program(self, start, data):
-        memoryview(self.data)[start : start + len(data)] = data
-        if self.writes is not None:
-            self.writes.append((start, bytes(data)))
-
-    def writeblocks(self, block, buf, offset=0):
-        self._program(block * _BLOCK_BYTES + offset, buf)
-
-    def ioctl(self, op, arg):
-        if op == 4:  # block count
-            return self.block_count
-        if op == 5:  # block size
-            return _BLOCK_BYTES
-        if op == 6:  # erase
-            self._program(arg * _BLOCK_BYTES, _ERASED_BLOCK)
-        return 0
 
 
 def _mount_fresh(block_count=64):
@@ -145,6 +112,30 @@ def test_order_across_segments():
         assert len(_segment_files()) == 1
         assert spool.stats()["dropped"] == 0
         assert spool.stats()["appended"] == 200
+    finally:
+        vfs.umount(_MOUNT)
+
+
+def test_segments_fill_to_the_byte():
+    _mount_fresh()
+    try:
+        # 57-byte payloads make 64-byte frames: 32 fill a 2048-byte segment
+        # exactly. Flushes of 5 frames straddle every segment boundary.
+        spool = Spool(_ROOT, segment_bytes=2048, batch_bytes=512)
+        payloads = [b"rec%06d:" % seq + bytes(47) for seq in range(70)]
+        for seq in range(70):
+            spool.append(payloads[seq])
+            if seq % 5 == 4:
+                assert spool.flush()
+        assert spool.flush()
+        files = _segment_files()
+        assert files == ["00000001.seg", "00000002.seg", "00000003.seg"], files
+        assert len(_read_file(_ROOT + "/00000001.seg")) == 2048
+        assert len(_read_file(_ROOT + "/00000002.seg")) == 2048
+        assert len(_read_file(_ROOT + "/00000003.seg")) == 6 * 64
+        assert spool.stats()["flushes"] == 14 + 2  # two flushes wrote their batch in two parts
+        # Reopened, the same 70 records come back in order.
+        assert _drain(Spool(_ROOT, segment_bytes=2048, batch_bytes=512)) == payloads
     finally:
         vfs.umount(_MOUNT)
 

@@ -1,13 +1,14 @@
 # Micro-benchmarks of firmware hot paths, run under the unix port by tools/bench.py
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 #
-# Prints one "name|value|unit|note" row per measurement.
+# Prints one "name|value|unit|note" row per measurement. Argument: a scratch
+# folder for the name dictionary of the reference record.
 
 import gc
 import sys
 import time
 
-sys.path[:] = ["build/bench/sim", "build/bench", ".frozen"]
+sys.path[:] = ["build/bench/sim", "build/bench", ".frozen", "tools/bench"]
 
 _CAPTURES = ("tests/data/nmea/skytraq-dgps.log", "tests/data/nmea/quectel-l76k-nmea.log")
 
@@ -30,7 +31,7 @@ def load_lines():
 def bench_modules():
     gc.collect()
     before = gc.mem_alloc()
-    from firmware import app, gnss, humidity, inputs, mqtt, nmea, probes, uplink  # noqa: F401
+    from firmware import app, gnss, humidity, inputs, mqtt, nmea, packed, probes, spool, store, uplink  # noqa: F401
     from drivers import dht_sensor, digital_inputs, ds18b20, indicator, wlan  # noqa: F401
 
     gc.collect()
@@ -81,48 +82,51 @@ def bench_alarms():
     row("alarm check", "%.2f" % (dt / n), "us/sample", "one channel, two limits")
 
 
-def bench_record():
-    from firmware.alarms import Alarms
-    from firmware.clock import Clock, Uptime
-    from firmware.record import Records
+def bench_record(workdir):
+    from firmware.store import Names
+    from reference import Reference
 
-    class P:
-        names = ["front", "rear", "return-air"]
-        value_mc = [4125, 9437, -18062]
-        state = ["ok", "ok", "ok"]
-        extra = []
-
-    class H:
-        state = "ok"
-        temp_mc = 5100
-        rh_mrh = 80200
-
-    class G:
-        def snapshot(self):
-            return {"fix": True, "q": 2, "lat": "44.0688265", "lon": "-121.3144758", "alt": 1122.5, "kmh": 0.0,
-                    "course": 122.7, "sats": 10, "hdop": 0.8, "age_s": 0.4, "utc": "2026-12-04T21:31:21Z"}
-
-    class I:
-        def active(self, name):
-            return False
-
-    al = Alarms([("front", 2.0, 8.0, 0.5)], 60, 3, 0, 3, lambda a, r, n: None)
-    rec = Records("TRK-0001", 3, Clock(), Uptime())
-    link = {"queued": 0, "dropped": 0, "sent": 40, "reconnects": 0}
-    n = 200
+    ref = Reference(Names(workdir + "/names.json"))
+    n = 2000
     gc.collect()
     t0 = time.ticks_us()
     for _ in range(n):
-        text = rec.telemetry(0, P(), H(), G(), I(), al, link)
+        packed = ref.telemetry()
     dt = time.ticks_diff(time.ticks_us(), t0)
-    row("telemetry record build", "%.0f" % (dt / n), "us/record", "3 probes, DHT, GNSS")
-    row("telemetry record size", len(text), "bytes", "JSON payload")
+    row("telemetry pack", "%.1f" % (dt / n), "us/record", "Packer.telemetry: 4 probes, DHT, GNSS fix")
+    row("telemetry packed size", len(packed), "bytes", "plus a 7-byte spool frame on flash")
+
+    # Once each record length was seen the packer allocates nothing (firmware/packed.py).
+    import micropython
+
+    fails = 0
+    micropython.heap_lock()
+    try:
+        for _ in range(100):
+            try:
+                ref.telemetry()
+            except MemoryError:
+                fails += 1
+    finally:
+        micropython.heap_unlock()
+    row("telemetry pack allocations", fails, "records that allocated", "of 100, heap locked")
+
+    packed = bytes(packed)
+    n = 500
+    gc.collect()
+    t0 = time.ticks_us()
+    for _ in range(n):
+        text = ref.render(packed)
+    dt = time.ticks_diff(time.ticks_us(), t0)
+    row("telemetry render", "%.1f" % (dt / n), "us/record", "packed.render to the JSON payload")
+    row("telemetry JSON size", len(text), "bytes", "as published alone, with the link object")
 
 
+workdir = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
 lines = load_lines()
 bench_modules()
 bench_nmea(lines)
 bench_alarms()
-bench_record()
+bench_record(workdir)
 gc.collect()
 row("heap free at end", gc.mem_free(), "bytes", "")

@@ -253,9 +253,10 @@ class UART(io.IOBase):
         if self._id == board.GNSS_UART_ID and w.nmea is not None:
             import nmea_replay
 
-            # The receiver has been sending since power-up, but bytes count only
-            # from here: before the UART exists, nothing receives them.
-            self._replay = nmea_replay.Replay(w.nmea, w.nmea_baud, w.nmea_loop, w.now_ms())
+            # The receiver has been sending since power-up (or since nmea.from_s),
+            # but bytes count only from here: before the UART exists, nothing
+            # receives them.
+            self._replay = nmea_replay.Replay(w.nmea, w.nmea_baud, w.nmea_loop, w.now_ms(), w.nmea_from_ms)
             self._rx.garble = baudrate != w.nmea_baud
             if self._rx.garble:
                 w.log("GNSS UART opened at %d baud, the receiver sends at %d" % (baudrate, w.nmea_baud))

@@ -28,6 +28,9 @@
 # - On the line, a byte takes 10 bit times (8N1), so baud/10 bytes arrive per
 #   second. An epoch that needs longer than the step to the next one delays
 #   that one, as a receiver with too little baud rate for its output would.
+# - With from_ms (the scenario's nmea.from_s), the line stays silent before
+#   that time, and the first epoch is released then, or when the UART opens
+#   if that is later. So GNSS time can reach the firmware long after boot.
 
 from array import array
 
@@ -242,10 +245,11 @@ class Replay:
     """The bytes of a capture on a serial line: epoch by epoch at the capture's pace, baud/10 bytes/s.
 
     pump(now_ms, sink) hands sink.put(data, start, end) every byte that has
-    arrived by now_ms. Time is in ms on any clock that starts at start_ms.
+    arrived by now_ms. Time is in ms on any clock; the first epoch is released
+    at start_ms (when the UART opens) or at from_ms, whichever is later.
     """
 
-    def __init__(self, capture, baud, loop=True, start_ms=0):
+    def __init__(self, capture, baud, loop=True, start_ms=0, from_ms=0):
         self.capture = capture
         self.baud = baud
         self.loop = loop
@@ -254,8 +258,9 @@ class Replay:
         self._epoch = 0
         # When the current epoch is due by the capture's pace, and when its
         # first byte goes on the line (later if the line is still busy).
-        self._release_ms = start_ms
-        self._wire_ms = start_ms
+        first_ms = max(start_ms, from_ms)
+        self._release_ms = first_ms
+        self._wire_ms = first_ms
         self._data = None
         self._sent = 0
 

@@ -33,10 +33,12 @@ _TOP_KEYS = (
 )
 _PROBE_KEYS = ("rom", "temp", "faults")
 _DHT_KEYS = ("model", "temp", "rh", "faults", "encoding")
-_NMEA_KEYS = ("file", "baud", "loop", "date")
+_NMEA_KEYS = ("file", "baud", "loop", "date", "from_s")
 _FAULT_KEYS = ("from", "to", "kind")
 
 _MAX_BOUNCE_MS = 50
+# A receiver silent for a day is more than any scenario needs.
+_MAX_NMEA_FROM_S = 86400
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
@@ -346,7 +348,13 @@ def _nmea(v, errors):
             date = parse_date(date)
         except ValueError as e:
             errors.append(("nmea.date", "%s, got %r" % (e, date)))
-    return {"file": path, "baud": baud, "loop": loop, "date": date}
+    # The receiver is silent before from_s, as one that starts late or has no
+    # sky view. The capture starts at its first epoch then.
+    from_s = v.get("from_s", 0)
+    if not _is_num(from_s) or not 0 <= from_s <= _MAX_NMEA_FROM_S:
+        errors.append(("nmea.from_s", "must be 0..%d seconds, got %r" % (_MAX_NMEA_FROM_S, from_s)))
+        from_s = 0
+    return {"file": path, "baud": baud, "loop": loop, "date": date, "from_s": from_s}
 
 
 def parse_date(text):

@@ -15,6 +15,9 @@
 #   VTERM_RESET_CAUSE  optional: what machine.reset_cause() returns in this run
 #                      (1 power-on, the default; 2 after status 125; 3 after
 #                      status 3; 5 after status 126)
+#   VTERM_FLASH_KIB    optional: size in KiB (a multiple of 4, at least 16)
+#                      of a LittleFS flash image, <state>/flash.img, mounted
+#                      at /spool (formatted when the file is missing)
 #
 # Steps:
 # 1. Mount the repository read-only at /app and import the simulator from
@@ -24,7 +27,10 @@
 #    scenario are relative to the repository, i.e. under /app).
 # 3. Replace '/' by the state folder, as the flash filesystem of a board:
 #    the firmware's /config.json is <state>/config.json. Unlike on a board,
-#    os.listdir('/') also lists the mount point 'app'.
+#    os.listdir('/') also lists the mount point 'app'. With VTERM_FLASH_KIB,
+#    /spool is LittleFS (vfs.VfsLfs2, as on the ESP32) on the file-backed
+#    flash of tools/sim/flash.py, so a full flash and a power cut in the
+#    middle of a write behave as on a board.
 # 4. Wrap asyncio.run(): the coroutine the firmware passes in runs next to
 #    the world task (world.World.run, which calls Pin.irq() handlers and
 #    checks the watchdog) in the same loop. The firmware is not changed; it
@@ -47,6 +53,10 @@ import vfs
 
 _APP = "/app"
 _CODE = "/code"
+_SPOOL = "/spool"
+_FLASH_IMAGE = "flash.img"
+_FLASH_MIN_KIB = 16
+_COPY_BYTES = 512
 
 
 class _StateVfs(vfs.VfsPosix):
@@ -54,11 +64,16 @@ class _StateVfs(vfs.VfsPosix):
     # into one shared buffer, so renaming inside a VfsPosix with a root folder
     # fails with ENOENT. Copying keeps the firmware's write-then-rename working
     # here (not atomic, unlike LittleFS on a board); remove when the port is fixed.
+    # The copy goes through a small buffer: the simulator shares the firmware's
+    # heap, and a rename on a board allocates nothing.
     def rename(self, old, new):
-        with open(old, "rb") as f:
-            data = f.read()
-        with open(new, "wb") as f:
-            f.write(data)
+        buf = bytearray(_COPY_BYTES)
+        with open(old, "rb") as src, open(new, "wb") as dst:
+            while True:
+                n = src.readinto(buf)
+                if not n:
+                    break
+                dst.write(memoryview(buf)[:n])
         os.remove(old)
 
 
@@ -102,6 +117,35 @@ def _wait_for_watchdog(w):
         time.sleep_ms(50)
     print("WDT timeout")
     w.exit_status = 3
+
+
+def _open_flash(state, kib_text):
+    # Returns the block device of <state>/flash.img, or an error message. The
+    # file is opened through the host path, before '/' is replaced.
+    import flash
+
+    try:
+        kib = int(kib_text)
+    except ValueError:
+        kib = -1
+    if kib < _FLASH_MIN_KIB or kib % 4:
+        return "VTERM_FLASH_KIB must be a multiple of 4 of at least %d, got %r" % (_FLASH_MIN_KIB, kib_text)
+    try:
+        return flash.FileFlash(state + "/" + _FLASH_IMAGE, kib * 1024)
+    except OSError as e:
+        return "cannot open the flash image: %s" % (e.args[-1],)
+
+
+def _mount_flash(dev):
+    # Returns None, or an error message. A new image is formatted first, as a
+    # board formats a blank flash at its first boot.
+    try:
+        if dev.created:
+            vfs.VfsLfs2.mkfs(dev)
+        vfs.mount(vfs.VfsLfs2(dev), _SPOOL)
+    except OSError as e:
+        return "cannot mount LittleFS of %s at %s: %s (delete the file to format a new one)" % (dev.path, _SPOOL, e)
+    return None
 
 
 def _boot(w, root):
@@ -185,13 +229,23 @@ def main():
     import nmea_replay
     import onewire
 
-    # 3. The state folder as the device filesystem.
+    flash_dev = None
+    if os.getenv("VTERM_FLASH_KIB"):
+        flash_dev = _open_flash(state, os.getenv("VTERM_FLASH_KIB"))
+        if isinstance(flash_dev, str):
+            return _fail(flash_dev)
+
+    # 3. The state folder as the device filesystem, and the flash image in it.
     try:
         vfs.umount("/")
         vfs.mount(_StateVfs(state), "/")
     except OSError as e:
         return _fail("cannot mount the state folder %s at /: %s" % (state, e))
     os.chdir("/")
+    if flash_dev is not None:
+        error = _mount_flash(flash_dev)
+        if error:
+            return _fail(error)
     sys.path[:] = search + ["/lib", ".frozen"]
 
     # 4. and 5.
@@ -200,10 +254,22 @@ def main():
     # Always printed: tests subtract it to get the firmware's own share of the heap.
     print("[sim] scenario %s, reset cause %d, simulator heap use %d bytes of %d"
           % (w.name, reset_cause, gc.mem_alloc() - heap_before, gc.mem_alloc() + gc.mem_free()))
+    if flash_dev is not None:
+        print("[sim] flash %s: %d KiB LittleFS at %s, %s" % (
+            _FLASH_IMAGE, flash_dev.size_bytes // 1024, _SPOOL, "formatted" if flash_dev.created else "mounted"))
     try:
-        return _boot(w, root)
+        status = _boot(w, root)
     except KeyboardInterrupt:
-        return 130
+        status = 130
+    if flash_dev is not None:
+        # Only when the interpreter ends by itself: a SIGKILL prints nothing.
+        print("[sim] flash wear this run: %s" % _wear_text(flash_dev.stats()))
+    return status
+
+
+def _wear_text(st):
+    return "%d erases (at most %d of one block), %d bytes programmed, %d bytes read" % (
+        st["erases"], st["max_block_erases"], st["program_bytes"], st["read_bytes"])
 
 
 sys.exit(main())

@@ -378,6 +378,7 @@ class World:
         self.nmea = None
         self.nmea_baud = 9600
         self.nmea_loop = True
+        self.nmea_from_ms = 0
         if sc["nmea"] is not None:
             self._open_capture(sc["nmea"])
         self.uart_overflow_bytes = 0
@@ -419,6 +420,7 @@ class World:
             raise _scenario.ScenarioError([("nmea.file", "cannot use %s (%s)" % (path, e))])
         self.nmea_baud = spec["baud"]
         self.nmea_loop = spec["loop"]
+        self.nmea_from_ms = int(spec["from_s"] * 1000)
 
     # Clock
 
