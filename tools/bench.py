@@ -30,8 +30,6 @@ from broker import BrokerError, EmbeddedBroker, free_port  # noqa: E402
 BENCH = "tools/bench"
 # The firmware's heap on an ESP32 without PSRAM, in the unix port's word-adjusted form.
 ESP32_HEAP = "112wK"
-# The virtual terminal's total heap (firmware 112wK + simulator 48wK, tools/vterm.py).
-VTERM_HEAP = "160wK"
 # The hot-path benchmarks hold both NMEA captures in RAM.
 LARGE_HEAP = "4M"
 SCRIPT_LIMIT_S = 90  # a script still running after this is killed
@@ -175,21 +173,18 @@ def broker_rows(workdir):
         hole = uplink_run("blackhole", blackhole.port, BLACKHOLE_S, workdir)
         rows += idle.rows + down.rows + hole.rows
 
-        # The drain starts in a fresh interpreter on a spool filled by another,
-        # first with the ESP32-sized heap, then with the virtual terminal's.
-        drains = {}
-        for heap in (ESP32_HEAP, VTERM_HEAP):
-            shutil.rmtree(os.path.join(workdir, "spool-drain"), ignore_errors=True)
-            run_mp(ESP32_HEAP, [BENCH + "/uplink_mp.py", "fill", "127.0.0.1", 0, 0, workdir, BACKLOG_RECORDS], "fill")
-            drain = uplink_run("drain", broker.port, DRAIN_LIMIT_S, workdir, heap=heap)
-            for r in drain.rows:
-                rows.append([r[0] + ", heap " + heap] + r[1:])
-            drains[heap] = drain
+        # The drain starts in a fresh interpreter, with the ESP32-sized heap, on a
+        # spool filled by another, as after a reboot.
+        shutil.rmtree(os.path.join(workdir, "spool-drain"), ignore_errors=True)
+        run_mp(ESP32_HEAP, [BENCH + "/uplink_mp.py", "fill", "127.0.0.1", 0, 0, workdir, BACKLOG_RECORDS], "fill")
+        drain = uplink_run("drain", broker.port, DRAIN_LIMIT_S, workdir, heap=ESP32_HEAP)
+        for r in drain.rows:
+            rows.append([r[0] + ", heap " + ESP32_HEAP] + r[1:])
 
         rows.append(cpu_row(idle, "broker up and idle"))
         rows.append(cpu_row(down, "broker down (port closed)"))
         rows.append(cpu_row(hole, "broker black-holed", "; %d TCP connections accepted" % blackhole.accepted))
-        rows.append(cpu_row(drains[VTERM_HEAP], "backlog draining, heap " + VTERM_HEAP))
+        rows.append(cpu_row(drain, "backlog draining, heap " + ESP32_HEAP))
         rows += rate_rows(broker.port)
     finally:
         if blackhole is not None:

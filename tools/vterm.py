@@ -169,7 +169,7 @@ def do_build(args):
 # does not exist on a board. Its modules and state take about 70 KB of the
 # 64-bit unix port's heap (printed at start), so this much is added on top of
 # the firmware's share given by --heap.
-SIM_HEAP = "48wK"
+SIM_HEAP = "64wK"
 _WORD_FACTOR = 2  # the unix port here is 64-bit: "w" sizes are multiplied by 8 / 4
 
 
