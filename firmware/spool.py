@@ -201,6 +201,9 @@ class Spool:
             count, end = self._scan(number, _NO_LIMIT_BYTES)
             size = self._file_size(self._path(number))
             if end < size:
+                # NOTE: a power cut leaves invalid bytes only at the end, but a
+                # corrupted frame in the middle (a flipped bit) also ends the
+                # scan there, and the valid frames after it are not read.
                 self.recovered_bytes += size - end
                 _log.warning("segment %d: %d invalid bytes after offset %d ignored", number, size - end, end)
             self._segments.append(number)
