@@ -92,6 +92,11 @@ def _fault_code(state):
         return FAULTS.index("error")
 
 
+def _zig(v):
+    # Zigzag: 0, -1, 1, -2, ... to 0, 1, 2, 3, ..., so small negatives stay short varints.
+    return v << 1 if v >= 0 else ((-v) << 1) - 1
+
+
 def _round_div(v, d):
     # Integer division rounding half away from zero.
     if v < 0:
@@ -145,7 +150,7 @@ class Packer:
         self._n = i + 1
 
     def _zigzag(self, v):
-        self._varint(v << 1 if v >= 0 else ((-v) << 1) - 1)
+        self._varint(_zig(v))
 
     def _head(self, kind, flags, now_ms, inputs):
         self.seq += 1
@@ -247,7 +252,7 @@ class Packer:
         else:
             # The same reference time as render() computes from the stored uptime.
             d = fix_s - (offset_ms + self._up_ds * 100) // 1000
-            self._varint((d << 1 if d >= 0 else ((-d) << 1) - 1) << 1)
+            self._varint(_zig(d) << 1)
 
     def _done(self):
         # A memoryview slice is a heap object, so one per record length is kept:
@@ -267,7 +272,10 @@ class Packer:
         extra = probes.extra if probes is not None else ()
         if extra:
             flags |= _FLAG7
-        self._head(TELEMETRY, flags | _GNSS if gnss is not None else flags, now_ms, inputs)
+        if gnss is not None:
+            flags |= _GNSS
+        self._head(TELEMETRY, flags, now_ms, inputs)
+
         self._varint(self.schema if probes is not None else 0)
         if probes is not None:
             for i in range(len(probes.names)):
@@ -275,6 +283,7 @@ class Packer:
                     self._u16(_round_div(probes.value_mc[i], 10))
                 else:
                     self._u16(_FAULT_BASE + _fault_code(probes.state[i]))
+
         if humidity is not None:
             # 3 bytes: 12-bit two's-complement temperature in 0.1 degC (the DHT22
             # spans -40..80 degC) and 12-bit humidity in 0.1 %RH above it.
@@ -287,6 +296,7 @@ class Packer:
             self._byte(c)
             self._byte(c >> 8 | (rh & 0xF) << 4)
             self._byte(rh >> 4)
+
         if extra:
             n = min(len(extra), _UNKNOWN_ROMS_MAX)
             self._byte(n)
@@ -294,6 +304,9 @@ class Packer:
                 rom = extra[k]
                 for j in range(8):
                     self._byte(int(rom[2 * j : 2 * j + 2], 16))
+
+        # NOTE: with more than 30 alarms (10 or more probes) the mask is a long
+        # int on the ESP32, so packing allocates there.
         mask = 0
         bit = 1
         for a in alarms.all:
@@ -508,7 +521,12 @@ def render(data, device_id, names, offset_ms, link=None):
         parts.append(inputs)
     else:
         e = r.byte()
-        name = r.text() if e == 0xFF else (EVENTS[e] if e < len(EVENTS) else "#%d" % e)
+        if e == 0xFF:
+            name = r.text()
+        elif e < len(EVENTS):
+            name = EVENTS[e]
+        else:
+            name = "#%d" % e
         parts.append('"event":' + json.dumps(name))
         if b0 & _FLAG7:
             extra = r.text()
@@ -538,6 +556,7 @@ def _telemetry_body(r, b0, parts, names, t_s):
             else:
                 items.append('%s:{"c":%s}' % (json.dumps(name), _dec(v, 2)))
         parts.append('"probes":{' + ",".join(items) + "}")
+
     if b0 & _FLAG6:
         v = r.byte() | r.byte() << 8 | r.byte() << 16
         c = v & 0xFFF
@@ -548,11 +567,13 @@ def _telemetry_body(r, b0, parts, names, t_s):
             parts.append('"dht":{"c":null,"rh":null,"fault":"%s"}' % FAULTS[c - _DHT_FAULT_BASE])
         else:
             parts.append('"dht":{"c":%s,"rh":%s}' % (_dec(c, 1), _dec(rh, 1)))
+
     if b0 & _FLAG7:
         roms = []
         for _ in range(r.byte()):
             roms.append('"' + "".join("%02X" % r.byte() for _ in range(8)) + '"')
         parts.append('"unknown_probes":[' + ",".join(roms) + "]")
+
     if b0 & _GNSS:
         text, g = _gnss_json(r, t_s)
     else:
@@ -561,6 +582,7 @@ def _telemetry_body(r, b0, parts, names, t_s):
         r.byte()
     mask = r.varint() if g & _G_ALARMS else 0
     parts.append('"gnss":' + text)
+
     active = []
     i = 0
     while mask:

@@ -16,7 +16,7 @@
 #
 # Records of this boot wait while the clock is unknown, for at most
 # spool.time_wait_s of uptime, so that they go out with their right time.
-# Alarms never wait.
+# Alarm records are sent at once, without that wait.
 
 import asyncio
 import gc
@@ -214,18 +214,13 @@ class Uplink:
 
     # ---- sending ----------------------------------------------------------
 
-    def _ready(self, packed):
-        """True when a main-spool record may go now: its time is known or will never be."""
-        try:
-            boot = header(packed)[1]
-        except PackError:
-            return True  # _render raises on it too, and the record is skipped there
+    def _ready(self, boot):
+        """Return True when a main-spool record of this boot may go now: its time is known or never will be."""
         if boot != self.boot_id or self.store.clocks.get(boot) is not None:
             return True
         return ticks_diff(ticks_ms(), self._started_ms) >= self._time_wait_ms
 
-    def _render(self, packed, link):
-        boot = header(packed)[1]
+    def _render(self, packed, boot, link):
         return render(packed, self.device_id, self.store.names, self.store.clocks.get(boot), link)
 
     async def _publish(self, client, topic, text, spool, token, count):
@@ -259,7 +254,7 @@ class Uplink:
         for token, packed in items:
             self._cursor_alarm = token
             try:
-                text = self._render(packed, None)
+                text = self._render(packed, _kind_and_boot(packed)[1], None)
             except (PackError, IndexError, ValueError) as e:
                 self._skip(spool, token, e)
                 continue
@@ -271,15 +266,19 @@ class Uplink:
         if spool.depth() <= _SINGLE_MAX:
             return  # the backlog path sends them one by one anyway
         got = spool.newest()
-        if got is None or got[0] == self._early or not self._ready(got[1]):
+        if got is None or got[0] == self._early:
             return
         token, packed = got
+        kind, boot = _kind_and_boot(packed)
+        if not self._ready(boot):
+            return
         try:
-            text = self._render(packed, self._link_json())
+            text = self._render(packed, boot, self._link_json())
         except (PackError, IndexError, ValueError):
             return  # the backlog path meets it again and skips it there
+
         self._early_inflight = token
-        await self._publish(client, self._topics[KIND_NAMES[header(packed)[0]]], text, _EARLY, token, 1)
+        await self._publish(client, self._topics[KIND_NAMES[kind]], text, _EARLY, token, 1)
 
     async def _send_backlog(self, client):
         spool = self.store.main
@@ -289,6 +288,7 @@ class Uplink:
             return False
         single = len(items) <= _SINGLE_MAX
         link = self._link_json()
+
         buf = self._batch_buf
         n = 1  # bytes of the batch so far, starting with "["
         count = 0
@@ -299,22 +299,24 @@ class Uplink:
             if token == self._early or token == self._early_inflight:
                 last = token  # already delivered ahead of the backlog
                 continue
-            if not self._ready(packed):
+            kind, boot = _kind_and_boot(packed)
+            if not self._ready(boot):
                 break
             if count:
                 # Rendering takes milliseconds per record on an ESP32: let sampling run in between.
                 await asyncio.sleep_ms(0)
             try:
-                text = self._render(packed, link).encode()
+                text = self._render(packed, boot, link).encode()
             except (PackError, IndexError, ValueError) as e:
                 if count:
                     break  # skip it on its own, after this batch
                 self._cursor_main = token
                 self._skip(spool, token, e)
                 return True
+
             if not count:
                 first = text
-                first_kind = header(packed)[0]
+                first_kind = kind
             else:
                 # The batch is written into one buffer allocated at start, so a
                 # batch never needs a large free block on a fragmented heap.
@@ -331,6 +333,7 @@ class Uplink:
             last = token
             if single:
                 break
+
         if last is None:
             return False
         self._cursor_main = last
@@ -347,6 +350,16 @@ class Uplink:
     def _put(buf, n, data):
         buf[n : n + len(data)] = data
         return n + len(data)
+
+
+def _kind_and_boot(packed):
+    # A record too short for its header gets boot None: render() rejects it
+    # too, and the caller skips it.
+    try:
+        h = header(packed)
+    except PackError:
+        return 0, None
+    return h[0], h[1]
 
 
 def _jitter(ms):

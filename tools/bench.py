@@ -8,7 +8,7 @@
 # mosquitto on a free 127.0.0.1 port and a TCP listener that accepts and never
 # sends a byte (a black-holed broker), and reads the MicroPython process's CPU time
 # from /proc/<pid>/stat between the script's "@start" and "@end" lines.
-# docs/benchmarks.md says what each row measures.
+# docs/benchmarks.md describes what each row measures.
 
 import os
 import re

@@ -500,7 +500,7 @@ async def test_connect_drops_ids_of_old_connection():
     stream.close()
     await _settle()
     assert client.connected is False
-    # connect() to a closed port fails, but first forgets the old packet ids.
+    # connect() to a closed port fails, but first drops the old packet ids.
     client.port = 9
     try:
         await client.connect()
