@@ -18,9 +18,13 @@ IGNITION_PIN = const(35)  # ignition sense, high = ignition on (input only)
 BUZZER_PIN = const(25)  # active buzzer through a transistor, high = on
 LED_PIN = const(2)  # status LED, high = on
 SAFE_MODE_PIN = const(0)  # BOOT button: held low at reset skips the application
+# Passenger-seat occupancy switch to GND: occupied = low. GPIO14 has an internal
+# pull-up and is not a strapping pin (0, 2, 5, 12 and 15 are), so an occupied
+# seat at reset cannot change the boot mode or the flash voltage.
+SEAT_PIN = const(14)
 
 # Inputs whose switch pulls the line to GND read 0 when active.
-ACTIVE_LOW = {"door": False, "sos": True, "ignition": False}
+ACTIVE_LOW = {"door": False, "sos": True, "ignition": False, "seat": True}
 
 # A 2 s loop stall at 9600 baud is 1920 bytes; the hardware FIFO adds 128 more.
 _GNSS_RXBUF_MIN = const(2048)
@@ -71,13 +75,14 @@ def gnss_uart(baud):
 
 
 def input_pins():
-    """Return {name: Pin} for the door, SOS and ignition inputs."""
+    """Return {name: Pin} for the door, SOS, ignition and passenger-seat inputs."""
     from machine import Pin
 
     return {
         "door": Pin(DOOR_PIN, Pin.IN, Pin.PULL_UP),
         "sos": Pin(SOS_PIN, Pin.IN, Pin.PULL_UP),
         "ignition": Pin(IGNITION_PIN, Pin.IN),
+        "seat": Pin(SEAT_PIN, Pin.IN, Pin.PULL_UP),
     }
 
 
@@ -123,3 +128,10 @@ def reset_cause():
     import machine
 
     return machine.reset_cause()
+
+
+def reset():
+    """Restart the chip, as after a power cycle but with reset_cause() 2 (machine.reset())."""
+    import machine
+
+    machine.reset()

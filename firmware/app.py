@@ -3,18 +3,21 @@
 
 import asyncio
 import gc
+import json
 import time
 from micropython import const
 
 from drivers import board
 from firmware import bootguard, config, log
+from firmware import alarms as _alarms
 from firmware.alarms import Alarms
 from firmware.clock import Clock, Uptime, civil_from_unix
 from firmware.packed import ALARM, EVENT, TELEMETRY, Packer, clock_offset_ms
-from firmware.store import Store
+from firmware.store import Store, write_atomic
 
-FW_VERSION = "0.1.0"
+FW_VERSION = "0.2.0"
 BOOT_COUNT_PATH = "/bootcount"
+TRIP_PATH = "/trip.json"
 
 _TICK_MS = const(1000)
 # The watchdog is fed only while the sampling tick has run within this window.
@@ -22,6 +25,9 @@ _STALL_MS = const(10000)
 # How long a due telemetry record waits for the probe cycle in progress.
 _SAMPLE_WAIT_MS = const(5000)
 _CLOCK_REBASE_MS = const(3600000)
+_TRIP_SAVE_MS = const(60000)  # a running trip's state is saved this often (and at start and end)
+_INBOX_MAX = const(4)
+_INDICATE_MS = const(200)
 
 _log = log.get("app")
 
@@ -60,12 +66,21 @@ class Terminal:
         self._alive_ms = time.ticks_ms()
         self._cycle_done = asyncio.Event()
         self._alarm_changed = asyncio.Event()
+        self._inbox = []
+        self._inbox_ready = asyncio.Event()
+        self.remote = None
+        self._auth_state = (0, None)
+        self.reset_at = None
 
         self._make_uplink()
         self._make_sensors()
         self._make_inputs()
         self._make_alarms()
         self.packer.set_schema(self.probes.names, [a.key for a in self.alarms.all])
+        self._restore_trip()
+        for kind in ("config/set", "config/get", "cmd"):
+            self.uplink.subscribe(kind)
+        self.uplink.on_connect = self._on_connect
 
         from drivers.indicator import Indicator
 
@@ -81,7 +96,7 @@ class Terminal:
         # Without GNSS the time of a record is never learnt, so records do not wait for it.
         wait_s = None if self.cfg["gnss"]["enabled"] else 0
         self.uplink = Uplink(self.cfg, self.device_id, self.store, link=self.link, boot_id=self.boot_id,
-                             fw=FW_VERSION, time_wait_s=wait_s)
+                             fw=FW_VERSION, time_wait_s=wait_s, on_message=self._on_message)
 
     def _make_sensors(self):
         cfg = self.cfg
@@ -117,19 +132,15 @@ class Terminal:
         self.inputs = Inputs(flag, ins, self.cfg["inputs"]["debounce_ms"], self._on_input)
 
     def _make_alarms(self):
-        a = self.cfg["alarm"]
-        hyst_c = a["hysteresis_c"]
-        channels = [(p["name"], p.get("low"), p.get("high"), hyst_c) for p in self.cfg["probes"]]
-        if self.humidity is not None:
-            d = self.cfg["dht"]
-            channels.append(("dht", d["temp_low"], d["temp_high"], hyst_c))
-            channels.append(("rh", d["rh_low"], d["rh_high"], a["hysteresis_rh"]))
-        self.alarms = Alarms(channels, a["delay_s"], a["fault_count"], a["door_open_delay_s"],
-                             a["sos_clear_hold_s"], self._on_alarm)
+        self.alarms = Alarms(self.cfg, self.humidity is not None, self._on_alarm)
+        self.alarms.on_zone = self._on_zone
+        self.alarms.ignition = self.inputs.active("ignition")
+        self.alarms.seat_occupied = self.inputs.active("seat")
 
     # Callbacks from the subsystems
 
     def _on_fix(self, parser):
+        self.alarms.position(self.gnss, time.ticks_ms())
         if self.clock.offer_fix(parser):
             now = time.ticks_ms()
             # Records of this boot get their time from this offset, also after a reboot.
@@ -157,19 +168,143 @@ class Terminal:
     def _on_input(self, name, active, edge_ms):
         if name == "door":
             self.alarms.door_changed(active, edge_ms)
-            self._event("door_open" if active else "door_closed", edge_ms)
+            self.record_event("door_open" if active else "door_closed", edge_ms)
         elif name == "sos":
-            self._event("sos_pressed" if active else "sos_released", edge_ms)
+            self.record_event("sos_pressed" if active else "sos_released", edge_ms)
             self.alarms.sos_changed(active, edge_ms)
         elif name == "ignition":
-            self._event("ignition_on" if active else "ignition_off", edge_ms)
+            self.record_event("ignition_on" if active else "ignition_off", edge_ms)
+            self.alarms.ignition_changed(active, edge_ms)
+        elif name == "seat":
+            self.record_event("seat_occupied" if active else "seat_vacated", edge_ms)
+            self.alarms.seat_changed(active, edge_ms)
 
-    def _on_alarm(self, a, raised, now_ms):
-        self.store.put(ALARM, self.packer.alarm(now_ms, a, raised, self.gnss, self.inputs))
+    def _on_alarm(self, a, change, now_ms):
+        self.store.put(ALARM, self.packer.alarm(now_ms, a, change, self.gnss, self.inputs, self.alarms))
         self._alarm_changed.set()
 
-    def _event(self, name, now_ms, extra=None):
+    def _on_zone(self, name, entered, now_ms):
+        self.record_event("zone_enter" if entered else "zone_exit", now_ms, {"zone": name})
+
+    def record_event(self, name, now_ms, extra=None):
         self.store.put(EVENT, self.packer.event(now_ms, name, self.gnss, self.inputs, extra))
+
+    # Trips
+
+    def _restore_trip(self):
+        self._trip_saved_ms = time.ticks_ms()
+        try:
+            with open(TRIP_PATH) as f:
+                t = json.load(f)
+            kind = _alarms.TRIP_TYPES.index(t["type"])
+            now = time.ticks_ms()
+            self.alarms.trip_start(kind, t["id"], now, t["early_left_s"] * 1000)
+            for name in t["out_s"]:
+                ch = self.alarms.channels.get(name)
+                if ch is not None:
+                    ch.out_ms = t["out_s"][name] * 1000
+            self.packer.set_trip(t["id"])
+            _log.info("trip %s (%s) goes on after the restart", t["id"], t["type"])
+        except OSError:
+            pass
+        except (ValueError, KeyError, TypeError) as e:
+            _log.error("%s is unreadable (%r); no trip is running", TRIP_PATH, e)
+
+    def save_trip(self, now):
+        self._trip_saved_ms = now
+        a = self.alarms
+        try:
+            if not a.trip:
+                import os
+
+                os.remove(TRIP_PATH)
+                return
+            out = {}
+            for name in a.channels:
+                out[name] = a.channels[name].out_ms // 1000
+            text = json.dumps({"id": a.trip_id, "type": _alarms.TRIP_TYPES[a.trip],
+                               "early_left_s": a.early_left_ms(now) // 1000, "out_s": out})
+            write_atomic(TRIP_PATH, text)
+        except OSError as e:
+            _log.warning("cannot save the trip in %s: %s", TRIP_PATH, e)
+
+    # Remote configuration and commands (firmware/remote.py, docs/remote.md)
+
+    def _on_message(self, topic, payload, retained):
+        # Called by the MQTT reader: queue the message for _remote_task, which may write flash.
+        prefix = self.uplink.topic("")
+        if not topic.startswith(prefix):
+            return
+        kind = topic[len(prefix):].decode()
+        if len(self._inbox) >= _INBOX_MAX:
+            _log.warning("remote inbox full; dropped a message on %s", kind)
+            return
+        self._inbox.append((kind, payload, retained, self.uplink.rx_size))
+        self._inbox_ready.set()
+
+    def _remote_handler(self):
+        # firmware.remote and firmware.signing take about 16 KB of heap, so they
+        # are loaded for each message and dropped again (_drop_remote).
+        gc.collect()
+        from firmware.remote import Remote
+
+        patch = {}
+        try:
+            with open(config.CONFIG_PATH) as f:
+                patch = json.load(f)
+        except (OSError, ValueError):
+            pass
+        from firmware import control
+
+        r = self.remote = Remote(self.cfg, patch if isinstance(patch, dict) else {}, self.cfg["remote"]["key"],
+                                 lambda cfg, changed: control.apply_config(self, cfg, changed), control.commands(self))
+        # The rejection count and log limit outlive the module.
+        r.auth_failures, r._auth_logged_ms = self._auth_state
+        return r
+
+    def _drop_remote(self):
+        r = self.remote
+        if r is not None:
+            self._auth_state = (r.auth_failures, r._auth_logged_ms)
+        self.remote = None
+        config.unload("firmware.control")
+        config.unload("firmware.remote")
+        config.unload("firmware.signing")
+        gc.collect()
+
+    def _on_connect(self):
+        try:
+            self.uplink.send("config", self._remote_handler().config_text(), True)
+        except Exception as e:
+            _log.exc(e, "cannot publish the configuration")
+        finally:
+            self._drop_remote()
+
+    async def _remote_task(self):
+        while True:
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+            while self._inbox:
+                kind, payload, retained, size = self._inbox.pop(0)
+                try:
+                    r = self._remote_handler()
+                    reply = r.handle(kind, payload, retained, size)
+                    for name, extra in r.events:
+                        self.record_event(name, time.ticks_ms(), extra)
+                    if reply is not None:
+                        self.uplink.send("reply", reply)
+                except Exception as e:
+                    _log.exc(e, "remote message on %s failed", kind)
+                finally:
+                    payload = r = None
+                    self._drop_remote()
+                await asyncio.sleep_ms(0)
+
+    def _reset(self):
+        self.store.flush()
+        self.store.save_positions()
+        self.save_trip(time.ticks_ms())
+        board.reset()
 
     # Tasks
 
@@ -181,7 +316,13 @@ class Terminal:
             now = time.ticks_ms()
             self._alive_ms = now
             up_ms = self.uptime.ms(now)
-            self.alarms.tick(now)
+            if self.gnss is not None and not self.gnss.has_fix():
+                self.alarms.position(self.gnss, now)
+            self.alarms.tick(now, self.gnss)
+            if self.alarms.trip and time.ticks_diff(now, self._trip_saved_ms) >= _TRIP_SAVE_MS:
+                self.save_trip(now)
+            if self.reset_at is not None and time.ticks_diff(now, self.reset_at) >= 0:
+                self._reset()
             if time.ticks_diff(now, last_rebase) >= _CLOCK_REBASE_MS:
                 self.clock.rebase(now)
                 last_rebase = now
@@ -193,7 +334,8 @@ class Terminal:
         # The first record goes out after the first probe cycle, then one per interval.
         due = time.ticks_add(time.ticks_ms(), -self.cfg["interval_s"] * 1000)
         while True:
-            active = self.alarms.any_active()
+            # Faster logging while an alarm is active or a limit is crossed.
+            active = self.alarms.any_active() or self.alarms.excursion()
             interval_ms = (self.cfg["alarm_interval_s"] if active else self.cfg["interval_s"]) * 1000
             wait = time.ticks_diff(time.ticks_add(due, interval_ms), time.ticks_ms())
             if wait > 0:
@@ -226,18 +368,15 @@ class Terminal:
                   self.packer.seq, self.store.depth(), self.store.dropped(), gc.mem_free())
 
     async def _indicate(self):
-        # Critical alarm: LED on, buzzer beeps 200 ms every second. Warning only: LED blinks.
+        # Patterns by severity: firmware.alarms.indication().
         phase = 0
+        a = self.alarms
         while True:
-            sev = self.alarms.max_severity()
-            if sev == "critical":
-                self.indicator.set(phase == 0, True)
-            elif sev is not None:
-                self.indicator.set(False, phase < 3)
-            else:
-                self.indicator.set(False, False)
-            phase = (phase + 1) % 5
-            await asyncio.sleep_ms(200)
+            sev = a.max_severity()
+            buzzer, led = _alarms.indication(sev, a.max_severity(False) == sev, phase)
+            self.indicator.set(buzzer, led)
+            phase = (phase + 1) % _alarms.INDICATE_PHASES
+            await asyncio.sleep_ms(_INDICATE_MS)
 
     async def _watchdog(self, timeout_s):
         global watchdog_started
@@ -252,7 +391,7 @@ class Terminal:
         extra = {"fw": FW_VERSION, "reset_cause": board.reset_cause(), "config": self.config_source}
         if self.config_errors:
             extra["config_errors"] = ["%s: %s" % e for e in self.config_errors]
-        self._event("boot", time.ticks_ms(), extra)
+        self.record_event("boot", time.ticks_ms(), extra)
 
     async def run(self):
         loop = asyncio.get_event_loop()
@@ -267,6 +406,7 @@ class Terminal:
             self._tick(),
             self._telemetry(),
             self._indicate(),
+            self._remote_task(),
         ]
         if self.humidity is not None:
             tasks.append(self.humidity.run(self._on_humidity))

@@ -6,7 +6,6 @@
 # reported with its key and reason, and the terminal runs on the last good
 # configuration (config.good.json) or, failing that, on the defaults.
 
-import json
 
 CONFIG_PATH = "/config.json"
 GOOD_PATH = "/config.good.json"
@@ -29,13 +28,40 @@ DEFAULTS = {
     },
     "gnss": {"enabled": True, "baud": 9600},
     "alarm": {
+        # Temperature and humidity: out of range for delay_s in a row, or for
+        # cumulative_s in all during a trip (0 turns the cumulative alarm off).
         "delay_s": 60,
         "hysteresis_c": 0.5,
         "hysteresis_rh": 2.0,
+        "cumulative_s": 0,
+        # Early-warning phase after trip start: limits tighter by the margins, shorter delay.
+        "early_s": 1800,
+        "early_margin_c": 1.0,
+        "early_margin_rh": 3.0,
+        "early_delay_s": 10,
+        # Trend warning: the slope over trend_window_s reaches a limit within trend_horizon_s.
+        "trend_horizon_s": 900,
+        "trend_window_s": 300,
         "fault_count": 3,
+        # GNSS: no NMEA bytes for gnss_silent_s; no fix for gnss_nofix_s with the ignition on.
+        "gnss_silent_s": 30,
+        "gnss_nofix_s": 300,
+        # Moving means a current fix at moving_kmh or faster.
+        "moving_kmh": 5,
         "door_open_delay_s": 0,
         "sos_clear_hold_s": 3,
+        "overspeed_kmh": 0,
+        "overspeed_s": 10,
+        "stop_s": 0,
     },
+    # Geofences: up to 16 circles or polygons (decimal degrees, closed rings).
+    "zones": [],
+    # Route corridor: a polyline and its half-width; no points means no route.
+    "route": {"points": [], "width_m": 500},
+    # Per-device key (hex) for signed remote messages; empty accepts unsigned ones.
+    "remote": {"key": ""},
+    # Raised by the terminal on every accepted remote change.
+    "version": 0,
     "inputs": {"debounce_ms": 50},
     "mqtt": {
         "host": "127.0.0.1",
@@ -89,9 +115,27 @@ RULES = {
     "alarm.delay_s": ("int", 0, 86400),
     "alarm.hysteresis_c": ("num", 0.01, 20),
     "alarm.hysteresis_rh": ("num", 0.1, 50),
+    "alarm.cumulative_s": ("int", 0, 604800),
+    "alarm.early_s": ("int", 0, 86400),
+    "alarm.early_margin_c": ("num", 0, 20),
+    "alarm.early_margin_rh": ("num", 0, 50),
+    "alarm.early_delay_s": ("int", 0, 86400),
+    "alarm.trend_horizon_s": ("int", 0, 7200),
+    "alarm.trend_window_s": ("int", 30, 3600),
     "alarm.fault_count": ("int", 1, 100),
+    "alarm.gnss_silent_s": ("int", 0, 86400),
+    "alarm.gnss_nofix_s": ("int", 0, 86400),
+    "alarm.moving_kmh": ("int", 1, 50),
     "alarm.door_open_delay_s": ("int", 0, 86400),
     "alarm.sos_clear_hold_s": ("int", 1, 60),
+    "alarm.overspeed_kmh": ("int", 0, 250),
+    "alarm.overspeed_s": ("int", 0, 3600),
+    "alarm.stop_s": ("int", 0, 86400),
+    "zones": ("zones", 0, 16),
+    "route.points": ("route", 0, 64),
+    "route.width_m": ("int", 10, 5000),
+    "remote.key": ("hex", 32, 128),
+    "version": ("int", 0, 1000000000),
     "inputs.debounce_ms": ("int", 1, 1000),
     "mqtt.host": ("str", 1, 253),
     "mqtt.port": ("int", 1, 65535),
@@ -122,10 +166,7 @@ RULES = {
 }
 
 # Keys that are never printed or logged.
-SECRET_KEYS = ("mqtt.password", "wifi.password")
-
-_PROBE_KEYS = ("rom", "name", "low", "high")
-
+SECRET_KEYS = ("mqtt.password", "wifi.password", "remote.key")
 
 class ConfigError(ValueError):
     """A configuration that failed validation; .errors lists (key, reason) pairs."""
@@ -149,54 +190,6 @@ def merge(base, patch):
     return out
 
 
-def _flatten(d, prefix, out):
-    for k in d:
-        v = d[k]
-        key = prefix + k
-        if isinstance(v, dict) and key + "." not in RULES and any(
-            r.startswith(key + ".") for r in RULES
-        ):
-            _flatten(v, key + ".", out)
-        else:
-            out[key] = v
-    return out
-
-
-def _is_num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _check(key, v, rule, errors):
-    kind, lo, hi = rule
-    if isinstance(kind, tuple):
-        if v not in kind:
-            errors.append((key, "must be one of %s, got %r" % ("/".join(kind), v)))
-        return
-    if kind == "bool":
-        if not isinstance(v, bool):
-            errors.append((key, "must be true or false, got %r" % (v,)))
-        return
-    if kind == "str":
-        if not isinstance(v, str):
-            errors.append((key, "must be a string, got %r" % (v,)))
-        elif not lo <= len(v) <= hi:
-            errors.append((key, "length must be %d..%d, got %d" % (lo, hi, len(v))))
-        return
-    if kind == "probes":
-        _check_probes(key, v, lo, hi, errors)
-        return
-    if v is None and kind == "num?":
-        return
-    if kind == "int" and not (isinstance(v, int) and not isinstance(v, bool)):
-        errors.append((key, "must be an integer, got %r" % (v,)))
-        return
-    if kind != "int" and not _is_num(v):
-        errors.append((key, "must be a number, got %r" % (v,)))
-        return
-    if not lo <= v <= hi:
-        errors.append((key, "must be %s..%s, got %r" % (lo, hi, v)))
-
-
 def rom_crc_ok(rom):
     """Return True if byte 7 of an 8-byte 1-Wire ROM ID is the Dallas CRC-8 of bytes 0-6."""
     from drivers.ds18b20 import crc8
@@ -216,144 +209,38 @@ def parse_rom(text):
     return rom
 
 
-def _check_probes(key, probes, lo, hi, errors):
-    if not isinstance(probes, list):
-        errors.append((key, "must be a list of probes, got %r" % (probes,)))
-        return
-    if len(probes) > hi:
-        errors.append((key, "at most %d probes, got %d" % (hi, len(probes))))
-    roms = []
-    names = []
-    for i, p in enumerate(probes):
-        pk = "%s[%d]" % (key, i)
-        if not isinstance(p, dict):
-            errors.append((pk, "must be an object with rom and name, got %r" % (p,)))
-            continue
-        for k in p:
-            if k not in _PROBE_KEYS:
-                errors.append((pk + "." + k, "unknown key"))
-        rom = p.get("rom")
-        try:
-            if not isinstance(rom, str):
-                raise ValueError("ROM ID must be a string")
-            rb = parse_rom(rom)
-            if not rom_crc_ok(rb):
-                raise ValueError("CRC byte does not match (typo in the ROM ID?)")
-            if rb in roms:
-                raise ValueError("ROM ID listed twice")
-            roms.append(rb)
-        except ValueError as e:
-            errors.append((pk + ".rom", "%s, got %r" % (e, rom)))
-        name = p.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 32:
-            errors.append((pk + ".name", "must be a string of 1..32 characters, got %r" % (name,)))
-        elif name in names:
-            errors.append((pk + ".name", "name %r used twice" % name))
-        else:
-            names.append(name)
-        for lim in ("low", "high"):
-            v = p.get(lim)
-            if v is not None and (not _is_num(v) or not -55 <= v <= 125):
-                errors.append((pk + "." + lim, "must be a number -55..125 or null, got %r" % (v,)))
-        low, high = p.get("low"), p.get("high")
-        if _is_num(low) and _is_num(high) and not low < high:
-            errors.append((pk, "low (%r) must be below high (%r)" % (low, high)))
-
-
 def validate(cfg):
     """Return a list of (key, reason) for every problem in a merged configuration."""
-    errors = []
-    flat = _flatten(cfg, "", {})
-    for key in flat:
-        if key not in RULES:
-            errors.append((key, "unknown key"))
-    for key in RULES:
-        if key not in flat:
-            errors.append((key, "missing"))
-            continue
-        if key in SECRET_KEYS:
-            # Report what is wrong with a secret without its value.
-            found = []
-            _check(key, flat[key], RULES[key], found)
-            errors.extend((k, "invalid (%s; value not shown)" % r.split(",")[0]) for k, r in found)
-            continue
-        _check(key, flat[key], RULES[key], errors)
-    _check_device_id(flat.get("device_id"), errors)
-    d = cfg.get("dht") if isinstance(cfg.get("dht"), dict) else {}
-    for lo, hi in (("temp_low", "temp_high"), ("rh_low", "rh_high")):
-        a, b = d.get(lo), d.get(hi)
-        if _is_num(a) and _is_num(b) and not a < b:
-            errors.append(("dht." + lo, "must be below dht.%s (%r), got %r" % (hi, b, a)))
-    return errors
+    # The checks take about 10 KB of heap as bytecode, needed only at boot and
+    # when a remote change arrives, so they are loaded for the call and dropped.
+    from firmware import checks
+
+    try:
+        return checks.validate(cfg)
+    finally:
+        unload("firmware.checks")
 
 
-def _check_device_id(dev, errors):
-    # The id is a level of every MQTT topic, so it must not contain topic syntax.
-    if isinstance(dev, str):
-        for c in dev:
-            if c in "/+#" or c <= " ":
-                errors.append(("device_id", "must not contain '/', '+', '#', spaces or control characters, got %r" % dev))
-                return
+def unload(name):
+    """Drop a module loaded for one task (firmware.checks, firmware.remote) so gc frees its bytecode."""
+    import sys
 
+    import firmware
 
-def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    sys.modules.pop(name, None)
+    attr = name.split(".")[-1]
+    if attr in firmware.__dict__:
+        delattr(firmware, attr)
 
 
 def load(path=CONFIG_PATH, good_path=GOOD_PATH):
-    """Load, merge and validate the configuration.
-
-    Returns (config, errors, source): errors lists (key, reason) pairs for what
-    was wrong with the file at path, and source is "file", "last-good" or
-    "defaults" to tell which configuration is in force.
-    """
-    errors = []
-    try:
-        patch = _read_json(path)
-        if not isinstance(patch, dict):
-            errors.append((path, "must contain a JSON object, got %s" % type(patch).__name__))
-    except OSError:
-        # No file is not an error: a new device runs on the defaults.
-        patch = {}
-    except ValueError as e:
-        errors.append((path, "invalid JSON (%s)" % e))
-
-    if not errors:
-        cfg = merge(DEFAULTS, patch)
-        errors = validate(cfg)
-        if not errors:
-            _save_good(patch, good_path)
-            return cfg, [], "file"
+    """Load, merge and validate the configuration (firmware.checks.load); returns (config, errors, source)."""
+    from firmware import checks
 
     try:
-        cfg = merge(DEFAULTS, _read_json(good_path))
-        if not validate(cfg):
-            return cfg, errors, "last-good"
-    except (OSError, ValueError):
-        pass
-    return merge(DEFAULTS, {}), errors, "defaults"
-
-
-def _save_good(patch, good_path):
-    # Keep a copy of the last configuration that passed validation, written to
-    # a temporary file first so a power cut never leaves a half-written copy.
-    text = json.dumps(patch)
-    try:
-        with open(good_path) as f:
-            if f.read() == text:
-                return
-    except OSError:
-        pass
-    try:
-        import os
-
-        tmp = good_path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.rename(tmp, good_path)
-    except OSError:
-        pass
+        return checks.load(path, good_path)
+    finally:
+        unload("firmware.checks")
 
 
 def redacted(cfg):

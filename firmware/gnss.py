@@ -4,7 +4,7 @@
 #   gnss = GNSS(board.gnss_uart(9600), on_fix=clock.offer_fix)
 #   asyncio.create_task(gnss.run())
 #   ...
-#   gnss.snapshot()   # once per record; lat/lon are strings to write unquoted
+#   gnss.fix, gnss.has_fix()   # the last valid fix, and whether it is current
 #
 # Bytes are read in chunks through asyncio.StreamReader and split into lines in
 # preallocated buffers. A line starts at '$' and ends at CR or LF. Noise between
@@ -160,34 +160,6 @@ class GNSS:
         """Return True when the receiver reports a fix and the last one is at most max_age_ms old."""
         age = self.fix_age_ms()
         return age is not None and age <= max_age_ms and self.parser.valid
-
-    def snapshot(self, max_age_ms=FIX_MAX_AGE_MS):
-        """Return the last valid fix as a dict for the telemetry record (allocates).
-
-        "lat" and "lon" are decimal-degree strings with 7 decimals, or None.
-        They are exact because integers compute them, so write them into the
-        JSON record unquoted, as numbers. "fix" is True while that fix is
-        current (see has_fix). Every other value belongs to the last valid fix,
-        and "age_s" is its age in seconds. So a truck that lost its fix in a
-        tunnel still reports where it was and how long ago. Before the first
-        fix, all values but "fix" are None.
-        """
-        fix = self.fix
-        age_ms = self.fix_age_ms()
-        kmh_e2 = nmea.speed_kmh_e2(fix)
-        return {
-            "fix": self.has_fix(max_age_ms),
-            "q": fix.quality,
-            "lat": nmea.lat_str(fix),
-            "lon": nmea.lon_str(fix),
-            "alt": None if fix.alt_mm is None else fix.alt_mm / 1000,
-            "kmh": None if kmh_e2 is None else kmh_e2 / 100,
-            "course": None if fix.course_e2 is None else fix.course_e2 / 100,
-            "sats": fix.sats,
-            "hdop": None if fix.hdop_e2 is None else fix.hdop_e2 / 100,
-            "age_s": None if age_ms is None else (age_ms + 50) // 100 / 10,
-            "utc": nmea.utc_iso(fix),
-        }
 
     def counters(self):
         """Return the parser's line counters plus read and callback failures (allocates)."""

@@ -295,6 +295,7 @@ class MQTTClient:
         self.timeout_s = timeout_s
         self.will = will
         self.on_message = on_message
+        self.rx_size = 0  # payload bytes of the last message received
 
         self.connected = False
         # The exception that ended the last connection, None while it is healthy.
@@ -779,9 +780,12 @@ class MQTTClient:
 
         if qos:
             await self._send(puback_packet(pid))
-        if payload is not None and self.on_message is not None:
+        self.rx_size = payload_len
+        if self.on_message is not None:
+            # payload None: the message was too large and skipped; rx_size has its size,
+            # so the handler can answer with a clear error.
             try:
-                self.on_message(bytes(topic), bytes(payload), retain)
+                self.on_message(bytes(topic), None if payload is None else bytes(payload), retain)
             except Exception as e:
                 # A bug in the handler must not take the connection down.
                 _log.exc(e, "message handler failed for %s", topic)

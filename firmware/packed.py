@@ -17,17 +17,23 @@
 #             varint schema (Names index of [probe names, alarm keys], 0 = none, else index + 1),
 #             int16 per probe in 0.01 degC (_FAULT_BASE + code for a fault),
 #             [DHT: 3 bytes, 12-bit 0.1 degC (-2048 + code for a fault) | 12-bit 0.1 %RH << 12],
-#             [unknown probes: count, 8 ROM bytes each], GNSS block,
-#             [varint bit mask of the schema's active alarm keys, when GNSS flag bit 7 says so]
+#             [unknown probes: count, 8 ROM bytes each], GNSS block, status block
 #   alarm     (bit 6: value and limit, bit 7: detail)
-#             byte kind index | 0x80 raised | 0x40 critical | 0x20 unit %RH,
-#             varint channel (0 = none, else Names index + 1), [zigzag value, zigzag limit in 0.01],
-#             [byte fault code], GNSS block
+#             byte kind index (ALARM_KINDS), byte: bits 0-1 change (raised, cleared,
+#             acknowledged), bits 2-3 severity, bit 4 ETA follows, bit 5 zone follows,
+#             varint channel (0 = none, else Names index + 1), [zigzag value, zigzag limit
+#             in 0.01 of the kind's unit], [byte detail code (DETAILS)], [varint ETA s],
+#             [varint zone Names index], GNSS block, status block
 #   event     (bit 7: extra fields)
 #             byte event index (0xFF: varint length and the name follow),
 #             [varint length and the JSON text of the extra fields, without braces], GNSS block
-#   GNSS      byte: bit 0 fix, bit 1 position, bit 2 lat south, bit 3 lon west, bit 7 alarm mask
-#             follows (telemetry); byte: presence of q, alt, kmh, course, sats, hdop, age, utc
+#   status    byte: bits 0-1 trip type (TRIP_TYPES), bit 2 early-warning phase, bit 3 moving,
+#             bit 4 excursion, bit 5 passenger seat occupied, bit 6 JT/T 808 word follows,
+#             bit 7 active alarm list follows (telemetry); [varint trip id Names index + 1, when
+#             a trip is on], [varint JT/T 808 alarm flags bits 0-15, varint bits 16-31],
+#             [varint count, varint index in the schema's alarm keys for each active alarm]
+#   GNSS      byte: bit 0 fix, bit 1 position, bit 2 lat south, bit 3 lon west, bit 7 unused;
+#             byte: presence of q, alt, kmh, course, sats, hdop, age, utc
 #             (bits 0-7); then position (byte degrees and 3-byte 1e-7 degree fraction, for lat
 #             and lon), byte q, zigzag alt 0.1 m, varint kmh 0.1, varint course 0.1 deg,
 #             byte sats, varint hdop 0.01, varint age 0.1 s, utc (below)
@@ -57,7 +63,6 @@ _G_FIX = const(0x01)
 _G_POS = const(0x02)
 _G_SOUTH = const(0x04)
 _G_WEST = const(0x08)
-_G_ALARMS = const(0x80)
 
 _ACTIVE = const(2)  # alarms.ACTIVE
 _FAULT_BASE = const(-32768)
@@ -68,9 +73,22 @@ _EXTRA_MAX_BYTES = const(600)
 _UNKNOWN_ROMS_MAX = const(8)
 
 FAULTS = ("pending", "absent", "crc", "power_on", "zero", "error", "timeout", "checksum", "range")
-ALARM_KINDS = ("temp_high", "temp_low", "rh_high", "rh_low", "sensor_fault", "sos", "door_open")
+# Alarm details: the sensor faults, then the reasons of the other rules.
+DETAILS = FAULTS + ("early", "moving", "sealed", "zone", "inside", "outside")
+# New kinds go at the end: records on flash refer to them by index.
+ALARM_KINDS = ("temp_high", "temp_low", "rh_high", "rh_low", "sensor_fault", "sos", "door_open",
+               "temp_cumulative", "rh_cumulative", "temp_trend", "rh_trend", "gnss_silent", "gnss_nofix",
+               "seat", "overspeed", "stop", "geofence", "route")
+# Unit and JSON decimals of an alarm's value and limit, by kind index.
+_ALARM_UNITS = ("C", "C", "%RH", "%RH", None, None, None, "s", "s", "C", "%RH", "s", "s",
+                None, "km/h", "s", None, "m")
+_UNIT_PLACES = {"C": 2, "%RH": 2, "s": 0, "km/h": 1, "m": 0}
+CHANGES = ("raised", "cleared", "acknowledged")
+SEVERITIES = ("info", "warning", "critical")
+TRIP_TYPES = (None, "cold_chain", "hazmat")
 EVENTS = ("boot", "door_open", "door_closed", "sos_pressed", "sos_released", "ignition_on", "ignition_off",
-          "config_applied", "config_rejected")
+          "config_applied", "config_rejected", "seat_occupied", "seat_vacated", "zone_enter", "zone_exit",
+          "trip_start", "trip_end", "command", "auth_rejected")
 
 
 def clock_offset_ms(clock, uptime, now_ms):
@@ -88,6 +106,13 @@ class PackError(ValueError):
 def _fault_code(state):
     try:
         return FAULTS.index(state)
+    except ValueError:
+        return FAULTS.index("error")
+
+
+def _detail_code(detail):
+    try:
+        return DETAILS.index(detail)
     except ValueError:
         return FAULTS.index("error")
 
@@ -120,6 +145,7 @@ class Packer:
         self.schema = 0
         self._alarm_keys = ()
         self._up_ds = 0
+        self._trip = 0
 
     def set_schema(self, probe_names, alarm_keys):
         """Register the channel layout of this configuration; telemetry refers to it by one number."""
@@ -168,16 +194,52 @@ class Packer:
         self._up_ds = (self.uptime.ms(now_ms) + 50) // 100
         self._varint(self._up_ds)
 
-    def _gnss(self, gnss, now_ms, alarm_mask=-1):
+    def set_trip(self, trip_id):
+        """Name the trip that records carry from now on (None: no trip); allocates once per trip."""
+        self._trip = 0 if trip_id is None else self.names.index(trip_id) + 1
+
+    def _status(self, alarms, telemetry):
+        flags = 0
+        lo = hi = count = 0
+        if alarms is not None:
+            alarms.update_jt808()
+            lo = alarms.jt808_lo
+            hi = alarms.jt808_hi
+            flags = alarms.trip & 3
+            if alarms.early:
+                flags |= 4
+            if alarms.moving:
+                flags |= 8
+            if alarms.excursion():
+                flags |= 16
+            if alarms.seat_occupied:
+                flags |= 32
+            if telemetry:
+                for a in alarms.all:
+                    if a.state == _ACTIVE:
+                        count += 1
+        if lo or hi:
+            flags |= 64
+        if count:
+            flags |= 128
+        self._byte(flags)
+        if flags & 3:
+            self._varint(self._trip)
+        if lo or hi:
+            self._varint(lo)
+            self._varint(hi)
+        if count:
+            # The active alarms as indexes into the schema's alarm keys.
+            self._varint(count)
+            i = 0
+            for a in alarms.all:
+                if a.state == _ACTIVE:
+                    self._varint(i)
+                i += 1
+
+    def _gnss(self, gnss, now_ms):
         g = 0
-        if alarm_mask > 0:
-            g |= _G_ALARMS
         if gnss is None:
-            # Telemetry needs the block for the alarm mask even without GNSS.
-            self._byte(g)
-            self._byte(0)
-            if alarm_mask > 0:
-                self._varint(alarm_mask)
             return
         fix = gnss.fix
         if gnss.has_fix():
@@ -231,8 +293,6 @@ class Packer:
             self._varint((age_ms + 50) // 100)
         if has_utc:
             self._utc(fix, now_ms)
-        if alarm_mask > 0:
-            self._varint(alarm_mask)
 
     def _degrees(self, deg, min_e7):
         fraction = (min_e7 + 30) // 60  # 1e-7 degree, rounded half up, as nmea.format_deg
@@ -305,18 +365,12 @@ class Packer:
                 for j in range(8):
                     self._byte(int(rom[2 * j : 2 * j + 2], 16))
 
-        # NOTE: with more than 30 alarms (10 or more probes) the mask is a long
-        # int on the ESP32, so packing allocates there.
-        mask = 0
-        bit = 1
-        for a in alarms.all:
-            if a.state == _ACTIVE:
-                mask |= bit
-            bit <<= 1
-        self._gnss(gnss, now_ms, mask)
+        self._gnss(gnss, now_ms)
+        self._status(alarms, True)
         return self._done()
 
-    def alarm(self, now_ms, a, raised, gnss, inputs):
+    def alarm(self, now_ms, a, change, gnss, inputs, alarms=None):
+        """Pack an alarm change (alarms.RAISED, CLEARED or ACKNOWLEDGED) with the engine's status."""
         flags = _GNSS if gnss is not None else 0
         has_value = a.value_m is not None and a.limit_m is not None
         if has_value:
@@ -324,12 +378,11 @@ class Packer:
         if a.detail:
             flags |= _FLAG7
         self._head(ALARM, flags, now_ms, inputs)
-        b = ALARM_KINDS.index(a.kind)
-        if raised:
-            b |= 0x80
-        if a.severity == "critical":
-            b |= 0x40
-        if a.channel == "rh":
+        self._byte(ALARM_KINDS.index(a.kind))
+        b = change | a.severity << 2
+        if a.eta_s is not None:
+            b |= 0x10
+        if a.zone is not None:
             b |= 0x20
         self._byte(b)
         self._varint(self.names.index(a.channel) + 1 if a.channel else 0)
@@ -337,9 +390,13 @@ class Packer:
             self._zigzag(_round_div(a.value_m, 10))
             self._zigzag(_round_div(a.limit_m, 10))
         if a.detail:
-            self._byte(_fault_code(a.detail))
-        if gnss is not None:
-            self._gnss(gnss, now_ms)
+            self._byte(_detail_code(a.detail))
+        if a.eta_s is not None:
+            self._varint(a.eta_s)
+        if a.zone is not None:
+            self._varint(self.names.index(a.zone))
+        self._gnss(gnss, now_ms)
+        self._status(alarms, False)
         return self._done()
 
     def event(self, now_ms, name, gnss, inputs, extra=None):
@@ -359,8 +416,7 @@ class Packer:
             self._bytes(raw)
         if text is not None:
             self._bytes(text)
-        if gnss is not None:
-            self._gnss(gnss, now_ms)
+        self._gnss(gnss, now_ms)
         return self._done()
 
     def _bytes(self, data):
@@ -506,19 +562,14 @@ def render(data, device_id, names, offset_ms, link=None):
         t_s = t_ms // 1000
     parts = ['{"v":1,"kind":"%s","dev":%s,"boot":%d,"seq":%d,"t":%s,"up":%s' % (
         KIND_NAMES[kind], json.dumps(device_id), boot, seq, t, _dec(up_ds, 1))]
-    inputs = '"in":{"door":%d,"sos":%d,"ign":%d}' % (b0 >> 2 & 1, b0 >> 3 & 1, b0 >> 4 & 1)
-
     if kind == TELEMETRY:
-        _telemetry_body(r, b0, parts, names, t_s)
-        parts.insert(len(parts) - 1, inputs)
+        st = _telemetry_body(r, b0, parts, names, t_s)
+        parts.insert(len(parts) - 1, _inputs(b0, st))
         parts.append('"link":' + (link or "{}"))
     elif kind == ALARM:
         _alarm_body(r, b0, parts, names)
-        if b0 & _GNSS:
-            parts.append('"gnss":' + _gnss_json(r, t_s)[0])
-        else:
-            parts.append('"gnss":null')
-        parts.append(inputs)
+        parts.append('"gnss":' + (_gnss_json(r, t_s)[0] if b0 & _GNSS else "null"))
+        parts.append(_inputs(b0, _status_json(r, parts, names)))
     else:
         e = r.byte()
         if e == 0xFF:
@@ -533,7 +584,7 @@ def render(data, device_id, names, offset_ms, link=None):
             if extra:
                 parts.append(extra)
         parts.append('"gnss":' + (_gnss_json(r, t_s)[0] if b0 & _GNSS else "null"))
-        parts.append(inputs)
+        parts.append(_inputs(b0, -1))
     if r.i != len(data):
         raise PackError("%d bytes left after the %s record at byte %d" % (len(data) - r.i, KIND_NAMES[kind], r.i))
     return ",".join(parts) + "}"
@@ -574,36 +625,67 @@ def _telemetry_body(r, b0, parts, names, t_s):
             roms.append('"' + "".join("%02X" % r.byte() for _ in range(8)) + '"')
         parts.append('"unknown_probes":[' + ",".join(roms) + "]")
 
-    if b0 & _GNSS:
-        text, g = _gnss_json(r, t_s)
-    else:
-        text = "null"
-        g = r.byte()
-        r.byte()
-    mask = r.varint() if g & _G_ALARMS else 0
-    parts.append('"gnss":' + text)
-
+    parts.append('"gnss":' + (_gnss_json(r, t_s)[0] if b0 & _GNSS else "null"))
+    st = _status_json(r, parts, names)
     active = []
-    i = 0
-    while mask:
-        if mask & 1:
+    if st & 128:
+        for _ in range(r.varint()):
+            i = r.varint()
             active.append(json.dumps(alarm_keys[i] if i < len(alarm_keys) else "#%d" % i))
-        mask >>= 1
-        i += 1
     parts.append('"alarms":[' + ",".join(active) + "]")
+    return st
+
+
+def _inputs(b0, status):
+    # The seat input is in the status byte; events have none (status -1).
+    seat = ',"seat":%d' % (status >> 5 & 1) if status >= 0 else ""
+    return '"in":{"door":%d,"sos":%d,"ign":%d%s}' % (b0 >> 2 & 1, b0 >> 3 & 1, b0 >> 4 & 1, seat)
+
+
+def _status_json(r, parts, names):
+    flags = r.byte()
+    trip = "null"
+    kind = flags & 3
+    tid = r.varint() if kind else 0
+    jt = 0
+    if flags & 64:
+        jt = r.varint()
+        jt |= r.varint() << 16
+    if kind:
+        trip = '{"id":%s,"type":"%s","early":%s}' % (
+            json.dumps(_name(names, tid - 1)) if tid else "null", TRIP_TYPES[kind] or "#%d" % kind,
+            "true" if flags & 4 else "false")
+    parts.append('"trip":%s,"moving":%s,"excursion":%s,"jt808":%d' % (
+        trip, "true" if flags & 8 else "false", "true" if flags & 16 else "false", jt))
+    return flags
+
+
+def _value(v, places):
+    # v in 0.01 of the unit, shown with `places` decimals, rounded half away from zero.
+    if places == 2:
+        return _dec(v, 2)
+    return _dec(_round_div(v, 10 ** (2 - places)), places) if places else str(_round_div(v, 100))
 
 
 def _alarm_body(r, b0, parts, names):
-    b = r.byte()
-    k = b & 0x1F
+    k = r.byte()
     kind = ALARM_KINDS[k] if k < len(ALARM_KINDS) else "#%d" % k
+    b = r.byte()
     ch = r.varint()
     channel = json.dumps(_name(names, ch - 1)) if ch else "null"
+    change = b & 3
+    sev = b >> 2 & 3
     parts.append('"alarm":"%s","channel":%s,"state":"%s","severity":"%s"' % (
-        kind, channel, "raised" if b & 0x80 else "cleared", "critical" if b & 0x40 else "warning"))
+        kind, channel, CHANGES[change] if change < 3 else "#3", SEVERITIES[sev] if sev < 3 else "#3"))
     if b0 & _FLAG6:
-        parts.append('"value":%s,"limit":%s,"unit":"%s"' % (
-            _dec(r.zigzag(), 2), _dec(r.zigzag(), 2), "%RH" if b & 0x20 else "C"))
+        unit = _ALARM_UNITS[k] if k < len(_ALARM_UNITS) else None
+        places = _UNIT_PLACES.get(unit, 2)
+        parts.append('"value":%s,"limit":%s,"unit":%s' % (
+            _value(r.zigzag(), places), _value(r.zigzag(), places), json.dumps(unit)))
     if b0 & _FLAG7:
         code = r.byte()
-        parts.append('"detail":"%s"' % (FAULTS[code] if code < len(FAULTS) else "#%d" % code))
+        parts.append('"detail":"%s"' % (DETAILS[code] if code < len(DETAILS) else "#%d" % code))
+    if b & 0x10:
+        parts.append('"eta_s":%d' % r.varint())
+    if b & 0x20:
+        parts.append('"zone":%s' % json.dumps(_name(names, r.varint())))

@@ -16,8 +16,7 @@
 #   verifier = Verifier(bytes.fromhex(key_hex), "/auth_counter")
 #   message = verifier.verify(payload)    # the decoded JSON object, or SigningError
 #
-# NOTE: not wired to the MQTT configuration and command topics yet; the
-# message fields other than "ctr" belong to that protocol.
+# firmware/remote.py uses it for the config/set and cmd topics (docs/remote.md).
 
 import hashlib
 import json
@@ -39,6 +38,16 @@ _COUNTER_MAX = 1 << 48
 
 class SigningError(ValueError):
     """A message that failed authentication; the reason and the offending value are in the message."""
+
+
+class ReplayError(SigningError):
+    """A correctly signed message whose counter is not above the last accepted one."""
+
+    def __init__(self, counter, last_counter):
+        super().__init__("ctr %d is not above the last accepted %d: a replayed or reordered message" % (
+            counter, last_counter))
+        self.counter = counter
+        self.last_counter = last_counter
 
 
 def hmac_sha256(key, message):
@@ -129,8 +138,7 @@ class Verifier:
         if not isinstance(counter, int) or isinstance(counter, bool) or not 0 < counter <= _COUNTER_MAX:
             raise SigningError("ctr must be an integer 1..%d, got %r" % (_COUNTER_MAX, counter))
         if counter <= self.last_counter:
-            raise SigningError("ctr %d is not above the last accepted %d: a replayed or reordered message" % (
-                counter, self.last_counter))
+            raise ReplayError(counter, self.last_counter)
         try:
             self._save(counter)
         except OSError as e:

@@ -38,7 +38,7 @@ def _ensure_dir(path):
         os.mkdir(path)
 
 
-def _write_atomic(path, text):
+def write_atomic(path, text):
     # LittleFS renames atomically, so a power cut leaves the old or the new file.
     temp = path + ".tmp"
     with open(temp, "w") as f:
@@ -84,7 +84,7 @@ class Names:
             raise StoreError("name dictionary %s is full (%d entries); cannot add %r" % (self.path, _NAMES_MAX, value))
         self._items.append(value)
         try:
-            _write_atomic(self.path, json.dumps(self._items))
+            write_atomic(self.path, json.dumps(self._items))
         except OSError as e:
             # Kept in RAM, so the records of this boot still render.
             _log.error("cannot write %s: %s", self.path, e)
@@ -123,7 +123,7 @@ class Clocks:
         self._remember(boot, offset_ms)
         text = "".join("%d %d\n" % (b, self._offsets[b]) for b in self._order)
         try:
-            _write_atomic(self.path, text)
+            write_atomic(self.path, text)
         except OSError as e:
             _log.error("cannot write %s: %s; records of boot %d made before a reboot will have no time", self.path, e, boot)
 

@@ -43,6 +43,7 @@ _PEEK_RECORDS = const(32)
 _PEEK_BYTES = const(1024)  # packed bytes of alarms read from flash at a time
 # Up to this many waiting records go out one per message on their own topic; more go in batches.
 _SINGLE_MAX = const(3)
+_OUTBOX_MAX = const(4)
 
 _OFFLINE = b'{"state":"offline"}'
 _EARLY = "early"  # in-flight marker of the newest record, sent ahead of the backlog
@@ -73,6 +74,10 @@ class Uplink:
         for kind in KINDS:
             self._topics[kind] = self.topic(kind)
         self._subscriptions = []
+        # Replies and the retained configuration: (topic, text, retain), sent before any record.
+        self._outbox = []
+        # on_connect() is called after every connect, e.g. to queue the retained configuration.
+        self.on_connect = None
 
         self._wake = asyncio.Event()
         store.on_stored = self._wake.set
@@ -115,6 +120,22 @@ class Uplink:
     def subscribe(self, kind, qos=1):
         """Subscribe to <prefix>/<device_id>/<kind> now and after every reconnect."""
         self._subscriptions.append((self.topic(kind), qos))
+
+    @property
+    def rx_size(self):
+        """Payload bytes of the last message received, also when it was too large to deliver."""
+        return self._client.rx_size
+
+    def send(self, kind, text, retain=False):
+        """Queue a message for <prefix>/<device_id>/<kind>; it goes first on the next connection.
+
+        For replies, not records: it is kept in RAM only, and at most _OUTBOX_MAX wait.
+        """
+        if len(self._outbox) >= _OUTBOX_MAX:
+            dropped = self._outbox.pop(0)
+            _log.warning("outbox full; dropped a message for %s", dropped[0])
+        self._outbox.append((self.topic(kind), text, retain))
+        self._wake.set()
 
     def stats(self):
         """Return the counters for telemetry."""
@@ -186,11 +207,18 @@ class Uplink:
         # A clean session starts without subscriptions, so they are made again every time.
         for topic, qos in self._subscriptions:
             await client.subscribe(topic, qos)
+        if self.on_connect is not None:
+            self.on_connect()
 
         newest_sent = False
         while True:
             if self.link is not None and not self.link.is_up():
                 raise MQTTError("network link down")
+            if self._outbox:
+                topic, text, retain = self._outbox[0]
+                await client.publish(topic, text, qos=1, retain=retain)
+                self._outbox.pop(0)
+                continue
             if await self._send_alarms(client):
                 continue
             if not newest_sent:

@@ -2,6 +2,7 @@
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -92,3 +93,24 @@ def run_vterm(port, scenario, device_id, state, duration, extra=()):
     proc = subprocess.run(cmd, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           timeout=duration + 60)
     return proc.returncode, proc.stdout.decode("utf-8", "replace")
+
+
+# 112wK on this 64-bit port: the ESP32's Python heap, about 112 KB, with each word doubled.
+HEAP_BUDGET = 112 * 1024 * 2
+
+
+def firmware_heap(out):
+    """Return the most live heap the firmware held in a vterm run, from its console output.
+
+    The interpreter's heap contains the simulator too. The total minus the lowest
+    free heap logged (after a collection) minus the simulator's share is the
+    firmware's. The simulator's objects for the board (pins, UART, 1-Wire), made
+    when the firmware starts, are counted as the firmware's, so this errs high.
+    """
+    sim = re.search(r"simulator heap use (\d+) bytes of (\d+)", out)
+    assert sim, "the simulator did not report its heap use"
+    sim_use, total = int(sim.group(1)), int(sim.group(2))
+    free = [int(f) for f in re.findall(r"(\d+) bytes heap free", out)]
+    assert len(free) >= 5, "too few heap lines in the output"
+    return total - min(free) - sim_use
+

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import REPO
-from scenario_expect import Recorder, capture_positions, crossing, curve, run_vterm
+from scenario_expect import HEAP_BUDGET, Recorder, capture_positions, crossing, curve, firmware_heap, run_vterm
 
 SCENARIO = REPO / "tests" / "data" / "scenarios" / "e2e.json"
 DEVICE = "TRK-E2E"
@@ -39,6 +39,10 @@ def run(tmp_path_factory):
     timer.start()
     try:
         sc = json.loads(SCENARIO.read_text())
+        # A sealed cold-chain trip, as a terminal finds it after a restart.
+        (tmp / "state").mkdir()
+        (tmp / "state" / "trip.json").write_text(
+            json.dumps({"id": "LOAD-E2E", "type": "cold_chain", "early_left_s": 0, "out_s": {}}))
         rc, out = run_vterm(broker.port, SCENARIO, DEVICE, tmp / "state", sc["duration_s"])
         time.sleep(2.0)
         after = Recorder(broker.port, "fleet/%s/status" % DEVICE)
@@ -71,18 +75,9 @@ def test_vterm_exit_and_no_crash(run):
 
 
 def test_firmware_heap_share_fits_esp32_budget(run):
-    # The interpreter's heap contains the simulator too. The total minus the lowest
-    # free heap logged (after a collection) minus the simulator's share is the
-    # most live heap the firmware held.
-    sim = re.search(r"simulator heap use (\d+) bytes of (\d+)", run["out"])
-    assert sim, "the simulator did not report its heap use"
-    sim_use, total = int(sim.group(1)), int(sim.group(2))
-    free = [int(f) for f in re.findall(r"(\d+) bytes heap free", run["out"])]
-    assert len(free) >= 10
-    firmware_live = total - min(free) - sim_use
-    budget = 112 * 1024 * 2  # 112wK on this 64-bit port
-    assert firmware_live < budget, "firmware uses %d of %d bytes" % (firmware_live, budget)
-    print("firmware live heap %d bytes of the 112wK budget (%d)" % (firmware_live, budget))
+    firmware_live = firmware_heap(run["out"])
+    assert firmware_live < HEAP_BUDGET, "firmware uses %d of %d bytes" % (firmware_live, HEAP_BUDGET)
+    print("firmware live heap %d bytes of the 112wK budget (%d)" % (firmware_live, HEAP_BUDGET))
 
 
 def test_status_online_then_last_will(run):
@@ -113,7 +108,9 @@ def test_every_record_delivered_in_order(run):
     other_seqs = [r["seq"] for r in recs if r["kind"] != "alarm"]
     assert alarm_seqs == sorted(alarm_seqs), alarm_seqs
     assert other_seqs == sorted(other_seqs), other_seqs
-    assert all(m[1] == m[3]["kind"] for m in run["rec"].messages if m[1] != "status")
+    assert all(m[1] == m[3]["kind"] for m in run["rec"].messages if m[1] in ("telemetry", "alarm", "event"))
+    # The retained configuration document is the only other message besides the status.
+    assert {m[1] for m in run["rec"].messages} == {"telemetry", "alarm", "event", "status", "config"}
     assert {r["boot"] for r in recs} == {1}
     assert {r["dev"] for r in recs} == {DEVICE}
 
@@ -212,7 +209,13 @@ def test_door_and_sos(run):
     assert len(closed) == 1, names
     assert 15 - 3 <= opened[0] <= 15 + 3
     assert 25 - 3 <= closed[0] <= 25 + 3
-    assert len(_alarm(run, "door_open", "raised")) == 1
+    # The container is sealed for the cold-chain trip.
+    door = _alarm(run, "door_open", "raised")
+    assert len(door) == 1, door
+    assert door[0]["detail"] == "sealed"
+    assert door[0]["trip"] == {"id": "LOAD-E2E", "type": "cold_chain", "early": False}
+    assert 15 - 3 <= door[0]["up"] <= 15 + 3
+    assert door[0]["jt808"] == 1 << 31
     assert len(_alarm(run, "door_open", "cleared")) == 1
     sos_r = _alarm(run, "sos", "raised")
     sos_c = _alarm(run, "sos", "cleared")

@@ -208,37 +208,36 @@ async def test_callback_only_for_valid_positions():
     assert calls == [1, 2]
 
 
-def test_snapshot_before_fix():
+def test_fix_state_before_fix():
     g = gnss.GNSS(FakeUART())
-    snap = g.snapshot()
-    assert snap["fix"] is False
-    for key in ("q", "lat", "lon", "alt", "kmh", "course", "sats", "hdop", "age_s", "utc"):
-        assert snap[key] is None, key
+    f = g.fix
+    assert not f.valid
+    for key in ("quality", "lat_deg", "lon_deg", "alt_mm", "speed_kn_e3", "course_e2", "sats", "hdop_e2", "year"):
+        assert getattr(f, key) is None, key
     assert g.fix_age_ms() is None
     assert not g.has_fix()
 
 
-def test_snapshot_after_fix():
+def test_fix_state_after_fix():
     g = gnss.GNSS(FakeUART())
     data = _crlf((_BDRMC, _GBGGA))
     g.feed(data, len(data))
-    snap = g.snapshot()
-    assert snap["fix"] is True
-    assert snap["q"] == 1
-    assert snap["lat"] == "31.2366833"
-    assert snap["lon"] == "121.4753833"
-    assert snap["alt"] == 12.0
+    f = g.fix
+    assert g.has_fix()
+    assert f.quality == 1
+    assert nmea.lat_str(f) == "31.2366833"
+    assert nmea.lon_str(f) == "121.4753833"
+    assert f.alt_mm == 12000
     # 12.5 kn x 1.852 = 23.15 km/h
-    assert snap["kmh"] == 23.15
-    assert snap["course"] == 45.0
-    assert snap["sats"] == 9
-    assert snap["hdop"] == 1.1
-    assert snap["age_s"] == 0.0
-    assert snap["utc"] == "2026-03-20T06:15:30Z"
-    assert set(snap) == {"fix", "q", "lat", "lon", "alt", "kmh", "course", "sats", "hdop", "age_s", "utc"}
+    assert nmea.speed_kmh_e2(f) == 2315
+    assert f.course_e2 == 4500
+    assert f.sats == 9
+    assert f.hdop_e2 == 110
+    assert g.fix_age_ms() < 100
+    assert nmea.utc_iso(f) == "2026-03-20T06:15:30Z"
 
 
-def test_snapshot_keeps_last_fix():
+def test_fix_kept_after_loss():
     g = gnss.GNSS(FakeUART())
     data = _crlf((_BDRMC, _GBGGA))
     g.feed(data, len(data))
@@ -246,15 +245,12 @@ def test_snapshot_keeps_last_fix():
     assert g.fix_age_ms() >= 120
     assert g.has_fix(5000)
     assert not g.has_fix(100)
-    assert g.snapshot(100)["fix"] is False
-    assert g.snapshot(100)["age_s"] >= 0.1
-    # Losing the fix keeps the last position, now marked as no fix.
+    # Losing the fix keeps the last position; has_fix() turns false at once.
     lost = _crlf((_nmea_line("GNRMC,061531.00,V,,,,,,,200326,,,N,V"),))
     g.feed(lost, len(lost))
-    snap = g.snapshot()
-    assert snap["fix"] is False
-    assert snap["lat"] == "31.2366833"
-    assert snap["utc"] == "2026-03-20T06:15:30Z"
+    assert not g.has_fix()
+    assert nmea.lat_str(g.fix) == "31.2366833"
+    assert nmea.utc_iso(g.fix) == "2026-03-20T06:15:30Z"
 
 
 def test_fix_age_capped():
@@ -265,8 +261,7 @@ def test_fix_age_capped():
     g.last_fix_ms = time.ticks_add(time.ticks_ms(), -2 * 86400000)
     assert g.fix_age_ms() == gnss.MAX_AGE_MS
     assert g.fix_age_ms() <= gnss.MAX_AGE_MS + 5
-    assert g.snapshot()["age_s"] >= 86400.0
-    assert g.snapshot()["fix"] is False
+    assert not g.has_fix()
 
 
 def test_feed_allocates_nothing():

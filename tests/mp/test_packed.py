@@ -11,7 +11,7 @@ import json
 import micropython
 
 from firmware import nmea
-from firmware.alarms import ACTIVE, NORMAL, PENDING, Alarm
+from firmware.alarms import ACKNOWLEDGED, ACTIVE, CLEARED, NORMAL, PENDING, RAISED, Alarm
 from firmware.packed import ALARM, EVENT, TELEMETRY, PackError, Packer, clock_offset_ms, header, render
 
 _DEV = "TRK-0042"
@@ -92,8 +92,22 @@ class FakeInputs:
 
 
 class FakeAlarms:
-    def __init__(self, alarms):
+    """The engine state the packer reads, set by hand."""
+
+    def __init__(self, alarms, jt808=(0, 0), trip=0, early=False, moving=False, excursion=False, seat=False):
         self.all = alarms
+        self.jt808_lo, self.jt808_hi = jt808
+        self.trip = trip
+        self.early = early
+        self.moving = moving
+        self._excursion = excursion
+        self.seat_occupied = seat
+
+    def update_jt808(self):
+        pass
+
+    def excursion(self):
+        return self._excursion
 
 
 def _fix(**values):
@@ -111,14 +125,14 @@ def _south_west_fix():
 
 
 def _alarm_set():
-    # Bit i of the telemetry alarm mask is alarm i of this list.
-    alarms = [Alarm("temp_high", "rear", "critical"), Alarm("temp_low", "rear", "critical"),
-              Alarm("sensor_fault", "return-air", "warning"), Alarm("sos", "", "critical")]
+    # Telemetry lists active alarm i of this list as index i of the schema's keys.
+    alarms = [Alarm("temp_high", "rear"), Alarm("temp_low", "rear"),
+              Alarm("sensor_fault", "return-air"), Alarm("sos", "")]
     alarms[0].state = ACTIVE
     alarms[1].state = NORMAL
-    alarms[2].state = PENDING  # pending is not active, so its bit stays 0
+    alarms[2].state = PENDING  # pending is not active, so it is not listed
     alarms[3].state = ACTIVE
-    return FakeAlarms(alarms)
+    return FakeAlarms(alarms, jt808=(1, 0))  # SOS is JT/T 808 bit 0
 
 
 def _packer(names=None, boot_id=7, uptime_ms=412345, unix_ms=None):
@@ -148,16 +162,19 @@ def _first_record(p):
 #   0180         return-air absent -> -32768 + 1 = 0x8001
 #   fbff         floor -0.05 C -> -5 = 0xfffb
 #   34e031       DHT 5.15 C -> 52 = 0x034, 79.849 %RH -> 798 = 0x31e: 0x034 | 0x31e << 12, 3 bytes
-#   8f ff        GNSS fix | position | south | west | alarm mask; every field present
+#   0f ff        GNSS fix | position | south | west; every field present
 #   11 db9d15    lat 17 deg, 8.5' = 1416667e-7 deg = 0x159ddb
 #   b3 e00f97    lon 179 deg, 59.4' = 9900000e-7 deg = 0x970fe0
 #   02 ef01      q 2, alt -12.049 m -> -120 dm, zigzag 239
 #   9401 8c15    8.0 kn = 14.816 km/h -> 148, course 270.0 -> 2700
 #   09 6e 04     sats 9, hdop 1.10 -> 110, age 420 ms -> 4
 #   d1e0be9b0d   utc absolute: 1773656104 << 1 | 1 = 3547312209 as varint
-#   09           alarm mask: temp_high:rear (bit 0) and sos (bit 3)
+#   c0           status: JT/T 808 word 0x40 and alarm list 0x80 follow, no trip, not moving
+#   01 00        JT/T 808 bits 0-15 = 1 (SOS), bits 16-31 = 0
+#   02 00 03     2 active alarms: temp_high:rear (key 0) and sos (key 3)
 _FIRST_RECORD = bytes.fromhex(
-    "7507019b20019d01dff80180fbff34e0318fff11db9d15b3e00f9702ef0194018c15096e04d1e0be9b0d09"
+    "7507019b20019d01dff80180fbff34e0310fff11db9d15b3e00f9702ef0194018c15096e04d1e0be9b0d"
+    "c00100020003"
 )
 
 _FIRST_JSON = (
@@ -166,7 +183,8 @@ _FIRST_JSON = (
     '"dht":{"c":5.2,"rh":79.8},'
     '"gnss":{"fix":true,"q":2,"lat":-17.1416667,"lon":-179.9900000,"alt":-12.0,"kmh":14.8,"course":270.0,'
     '"sats":9,"hdop":1.10,"age_s":0.4,"utc":"2026-03-16T10:15:04Z"},'
-    '"in":{"door":1,"sos":0,"ign":1},"alarms":["temp_high:rear","sos"],'
+    '"trip":null,"moving":false,"excursion":false,"jt808":1,'
+    '"in":{"door":1,"sos":0,"ign":1,"seat":0},"alarms":["temp_high:rear","sos"],'
     '"link":{"queued":3,"dropped":0,"sent":40,"reconnects":1}}'
 )
 
@@ -175,7 +193,7 @@ def test_telemetry_bytes_by_hand():
     p = _packer()
     packed = _first_record(p)
     assert packed == _FIRST_RECORD, packed.hex()
-    assert len(packed) == 43
+    assert len(packed) == 48
 
 
 def test_telemetry_renders_hand_made_json():
@@ -216,8 +234,10 @@ def test_telemetry_fields_after_json_loads():
     assert g["age_s"] == 0.4
     assert g["utc"] == "2026-03-16T10:15:04Z"
 
-    assert d["in"] == {"door": 1, "sos": 0, "ign": 1}
+    assert d["in"] == {"door": 1, "sos": 0, "ign": 1, "seat": 0}
     assert d["alarms"] == ["temp_high:rear", "sos"]
+    assert d["jt808"] == 1
+    assert d["trip"] is None
     assert d["link"] == {"queued": 3, "dropped": 0, "sent": 40, "reconnects": 1}
     assert "unknown_probes" not in d
 
@@ -255,7 +275,7 @@ def _week_old_record(names):
                lon_min_e7=188685480, lon_neg=True, alt_mm=1122549, speed_kn_e3=35000, course_e2=9250,
                sats=10, hdop_e2=80, year=2026, month=3, day=23, hour=10, minute=15, second=2)
     probes, humidity = _sensors()
-    return bytes(p.telemetry(0, probes, humidity, FakeGNSS(fix, age_ms=2400), FakeInputs(), _alarm_set()))
+    return bytes(p.telemetry(0, probes, humidity, FakeGNSS(fix, age_ms=2400), FakeInputs(), FakeAlarms([])))
 
 
 def test_week_old_record_size():
@@ -263,7 +283,7 @@ def test_week_old_record_size():
     # 1 schema, 8 probes, 3 DHT, 2 GNSS flags, 8 position, 1 q, 3 alt
     # (11225 dm, zigzag 22450 > 16383), 2 km/h (648), 2 course (925),
     # 1 sats, 1 hdop, 1 age, 1 utc (relative, zigzag -2 = 3, shifted: 6),
-    # 1 alarm mask = 44 bytes. With the 7-byte frame that is 51 bytes, 321 per
+    # 1 status (no trip, no alarm) = 44 bytes. With the 7-byte frame that is 51 bytes, 321 per
     # 16 KiB segment: 63 segments (one is always being dropped or filled) hold 20,223.
     packed = _week_old_record(FakeNames())
     assert len(packed) == 44, packed.hex()
@@ -328,7 +348,7 @@ def test_number_formatting():
     d = json.loads(text)
     assert d["probes"]["p4"]["c"] == -0.05
     assert d["gnss"] is None
-    assert d["in"] == {"door": 0, "sos": 0, "ign": 0}
+    assert d["in"] == {"door": 0, "sos": 0, "ign": 0, "seat": 0}
     assert d["alarms"] == []
 
 
@@ -367,8 +387,8 @@ def test_unknown_probes_keep_rom_format():
     p.set_schema(["front"], [])
     probes = FakeProbes(["front"], [4125], ["ok"], ["28C0FFEE0A00007E", "28A1B2C304000096"])
     packed = p.telemetry(0, probes, None, None, None, FakeAlarms([]))
-    # 4 header bytes (uptime 0 is one byte), schema, probe, count 2, 16 ROM bytes, GNSS flags 2.
-    assert len(packed) == 4 + 1 + 2 + 1 + 16 + 2
+    # 4 header bytes (uptime 0 is one byte), schema, probe, count 2, 16 ROM bytes, status.
+    assert len(packed) == 4 + 1 + 2 + 1 + 16 + 1
     d = json.loads(render(packed, _DEV, names, None))
     assert d["unknown_probes"] == ["28C0FFEE0A00007E", "28A1B2C304000096"], d["unknown_probes"]
 
@@ -391,10 +411,11 @@ def test_no_gnss_no_alarms():
     alarms = _alarm_set()
     for a in alarms.all:
         a.state = NORMAL
+    alarms.jt808_lo = 0
     packed = p.telemetry(0, probes, humidity, None, FakeInputs(), alarms)
-    # 5 header bytes, schema, 8 probe bytes, 3 DHT bytes, 2 GNSS flag bytes.
-    assert len(packed) == 19
-    assert packed[-2:] == b"\x00\x00"
+    # 5 header bytes, schema, 8 probe bytes, 3 DHT bytes, status byte.
+    assert len(packed) == 18
+    assert packed[-1:] == b"\x00"
     d = json.loads(render(packed, _DEV, names, None, _LINK))
     assert d["gnss"] is None
     assert d["alarms"] == []
@@ -451,17 +472,19 @@ def test_minutes_rounding_carries_into_degree():
 def test_alarm_bytes_and_json():
     names = FakeNames()
     p = _packer(names, uptime_ms=412345)
-    a = Alarm("temp_high", "rear", "critical")
+    a = Alarm("temp_high", "rear")
     a.value_m = 9125
     a.limit_m = 8000
-    packed = bytes(p.alarm(0, a, True, None, None))
+    packed = bytes(p.alarm(0, a, RAISED, None, None))
     # 42        kind 2 | value and limit 0x40, no GNSS block
     # 07 01 9b20  boot 7, seq 1, uptime 4123 ds
-    # c0        temp_high (index 0) | raised 0x80 | critical 0x40
+    # 00        temp_high (index 0)
+    # 08        raised (0) | critical (2) << 2
     # 02        channel "rear": Names index 1 (after the schema) + 1
     # a20e      value 9.125 C -> 913, zigzag 1826 = 14 * 128 + 34
     # c00c      limit 8.000 C -> 800, zigzag 1600 = 12 * 128 + 64
-    assert packed == bytes.fromhex("4207019b20c002a20ec00c"), packed.hex()
+    # 00        status: no engine state given
+    assert packed == bytes.fromhex("4207019b20000802a20ec00c00"), packed.hex()
     text = render(packed, _DEV, names, None)
     assert '"alarm":"temp_high","channel":"rear","state":"raised","severity":"critical",' in text, text
     assert '"value":9.13,"limit":8.00,"unit":"C",' in text, text
@@ -471,7 +494,8 @@ def test_alarm_bytes_and_json():
     assert d["value"] == 9.13
     assert d["limit"] == 8.0
     assert d["gnss"] is None
-    assert d["in"] == {"door": 0, "sos": 0, "ign": 0}
+    assert d["in"] == {"door": 0, "sos": 0, "ign": 0, "seat": 0}
+    assert (d["trip"], d["moving"], d["excursion"], d["jt808"]) == (None, False, False, 0)
     assert "link" not in d
     assert "detail" not in d
     assert d["t_unknown"] is True
@@ -482,50 +506,90 @@ def test_alarm_kinds_json():
     p = _packer(names)
     gnss = FakeGNSS(_south_west_fix())
 
-    low = Alarm("temp_low", "rear", "critical")
+    low = Alarm("temp_low", "rear")
     low.value_m = -25055
     low.limit_m = -25000
-    d = json.loads(render(p.alarm(0, low, True, gnss, FakeInputs("door")), _DEV, names, None))
+    d = json.loads(render(p.alarm(0, low, RAISED, gnss, FakeInputs("door")), _DEV, names, None))
     assert (d["alarm"], d["channel"], d["state"], d["severity"]) == ("temp_low", "rear", "raised", "critical")
     assert d["value"] == -25.06
     assert d["limit"] == -25.0
     assert d["unit"] == "C"
     assert d["gnss"]["lat"] == -17.1416667
     assert d["gnss"]["utc"] == "2026-03-16T10:15:04Z"
-    assert d["in"] == {"door": 1, "sos": 0, "ign": 0}
+    assert d["in"] == {"door": 1, "sos": 0, "ign": 0, "seat": 0}
 
-    rh = Alarm("rh_high", "rh", "critical")
+    rh = Alarm("rh_high", "rh")
     rh.value_m = 85300
     rh.limit_m = 85000
-    text = render(p.alarm(0, rh, False, None, None), _DEV, names, None)
+    text = render(p.alarm(0, rh, CLEARED, None, None), _DEV, names, None)
     assert '"value":85.30,"limit":85.00,"unit":"%RH"' in text, text
     d = json.loads(text)
     assert (d["alarm"], d["channel"], d["state"]) == ("rh_high", "rh", "cleared")
 
-    fault = Alarm("sensor_fault", "return-air", "warning")
+    fault = Alarm("sensor_fault", "return-air")
     fault.detail = "crc"
-    d = json.loads(render(p.alarm(0, fault, True, None, None), _DEV, names, None))
+    d = json.loads(render(p.alarm(0, fault, RAISED, None, None), _DEV, names, None))
     assert (d["alarm"], d["channel"], d["severity"], d["detail"]) == ("sensor_fault", "return-air", "warning", "crc")
     assert "value" not in d
 
-    sos = Alarm("sos", "", "critical")
-    d = json.loads(render(p.alarm(0, sos, False, None, FakeInputs("sos", "ignition")), _DEV, names, None))
-    assert (d["alarm"], d["channel"], d["state"]) == ("sos", None, "cleared")
-    assert d["in"] == {"door": 0, "sos": 1, "ign": 1}
+    sos = Alarm("sos", "")
+    d = json.loads(render(p.alarm(0, sos, ACKNOWLEDGED, None, FakeInputs("sos", "ignition")), _DEV, names, None))
+    assert (d["alarm"], d["channel"], d["state"]) == ("sos", None, "acknowledged")
+    assert d["in"] == {"door": 0, "sos": 1, "ign": 1, "seat": 0}
 
-    door = Alarm("door_open", "", "warning")
-    d = json.loads(render(p.alarm(0, door, True, None, None), _DEV, names, None))
-    assert (d["alarm"], d["channel"], d["severity"]) == ("door_open", None, "warning")
+    door = Alarm("door_open", "")
+    door.detail = "moving"
+    d = json.loads(render(p.alarm(0, door, RAISED, None, None), _DEV, names, None))
+    assert (d["alarm"], d["channel"], d["severity"], d["detail"]) == ("door_open", None, "critical", "moving")
     # Seq is shared by every kind of record of the boot.
     assert d["seq"] == 5
+
+
+def test_alarm_units_eta_zone_and_status():
+    names = FakeNames()
+    p = _packer(names)
+    trend = Alarm("temp_trend", "rear")
+    trend.value_m = 5500
+    trend.limit_m = 8000
+    trend.eta_s = 250
+    p.set_trip("LOAD-77")
+    state = FakeAlarms([], jt808=(0x0003, 0x8000), trip=1, early=True, moving=True, excursion=True, seat=True)
+    d = json.loads(render(p.alarm(0, trend, RAISED, None, None, state), _DEV, names, None))
+    assert (d["alarm"], d["severity"], d["value"], d["limit"], d["unit"], d["eta_s"]) == (
+        "temp_trend", "warning", 5.5, 8.0, "C", 250)
+    # 0x80000003: SOS, overspeed and illegal door opening.
+    assert d["jt808"] == 2147483651
+    assert d["trip"] == {"id": "LOAD-77", "type": "cold_chain", "early": True}
+    assert (d["moving"], d["excursion"], d["in"]["seat"]) == (True, True, 1)
+
+    # Seconds, km/h and metres with their own decimals; 1234.5 s rounds half away from zero.
+    for kind, value_m, limit_m, unit, text in (
+        ("temp_cumulative", 1234500, 3600000, "s", '"value":1235,"limit":3600,"unit":"s"'),
+        ("overspeed", 93450, 80000, "km/h", '"value":93.5,"limit":80.0,"unit":"km/h"'),
+        ("route", 812000, 500000, "m", '"value":812,"limit":500,"unit":"m"'),
+        ("stop", 900000, 900000, "s", '"value":900,"limit":900,"unit":"s"'),
+    ):
+        a = Alarm(kind, "")
+        a.value_m = value_m
+        a.limit_m = limit_m
+        out = render(p.alarm(0, a, RAISED, None, None), _DEV, names, None)
+        assert text in out, (kind, out)
+
+    fence = Alarm("geofence", "")
+    fence.zone = "plant-B"
+    fence.detail = "inside"
+    p.set_trip(None)
+    d = json.loads(render(p.alarm(0, fence, CLEARED, None, None, FakeAlarms([], trip=2)), _DEV, names, None))
+    assert (d["alarm"], d["state"], d["zone"], d["detail"]) == ("geofence", "cleared", "plant-B", "inside")
+    assert d["trip"] == {"id": None, "type": "hazmat", "early": False}
 
 
 def test_alarm_channel_missing_from_names():
     # A record whose channel name was lost still renders, with "#<index>".
     names = FakeNames()
     p = _packer(names)
-    a = Alarm("temp_high", "rear", "critical")
-    packed = p.alarm(0, a, True, None, None)
+    a = Alarm("temp_high", "rear")
+    packed = p.alarm(0, a, RAISED, None, None)
     d = json.loads(render(packed, _DEV, FakeNames(), None))
     assert d["channel"] == "#1"
 
@@ -593,7 +657,7 @@ def test_seq_shared_and_header():
     p = _packer(names, boot_id=300, uptime_ms=99)
     probes, humidity = _sensors()
     t = bytes(p.telemetry(0, probes, humidity, None, None, FakeAlarms([])))
-    a = bytes(p.alarm(0, Alarm("sos", "", "critical"), True, None, None))
+    a = bytes(p.alarm(0, Alarm("sos", ""), RAISED, None, None))
     e = bytes(p.event(0, "sos_pressed", None, None))
     # Boot 300 = 2 * 128 + 44 is the varint 0xac 0x02, and uptime 99 ms rounds to 1 ds.
     assert t[1:3] == b"\xac\x02"
@@ -614,7 +678,7 @@ def _expect_pack_error(data, names, words):
 def test_truncated_record_names_byte_offset():
     names = FakeNames()
     p = _packer(names)
-    records = [_first_record(p), bytes(p.alarm(0, Alarm("temp_low", "rear", "critical"), True, FakeGNSS(_south_west_fix()), None)),
+    records = [_first_record(p), bytes(p.alarm(0, Alarm("temp_low", "rear"), RAISED, FakeGNSS(_south_west_fix()), None)),
                bytes(p.event(0, "door_closed", FakeGNSS(_south_west_fix()), None))]
     for full in records:
         json.loads(render(full, _DEV, names, None))
@@ -634,7 +698,7 @@ def test_truncated_text_raises():
 def test_extra_bytes_and_unknown_kind_raise():
     names = FakeNames()
     full = _first_record(_packer(names))
-    _expect_pack_error(full + b"\x00", names, "1 bytes left after the telemetry record at byte 43")
+    _expect_pack_error(full + b"\x00", names, "1 bytes left after the telemetry record at byte 48")
     # Kind 0 in the low bits of byte 0.
     _expect_pack_error(b"\x00\x07\x01\x05", names, "kind 0 in byte 0 (0x00) is unknown")
     _expect_pack_error(b"", names, "record ends at byte 0")
@@ -695,7 +759,7 @@ def test_heap_use_of_packing():
     s.no_date = FakeGNSS(_fix(valid=True, lat_deg=1, lat_min_e7=0, lon_deg=2, lon_min_e7=0))
     s.inputs = FakeInputs("door", "ignition")
     s.alarms = _alarm_set()
-    s.alarm = Alarm("temp_high", "rear", "critical")
+    s.alarm = Alarm("temp_high", "rear")
     s.alarm.value_m = 9125
     s.alarm.limit_m = 8000
 
@@ -703,8 +767,8 @@ def test_heap_use_of_packing():
         ("telemetry, GNSS with utc", lambda: s.p.telemetry(0, s.probes, s.humidity, s.gnss, s.inputs, s.alarms)),
         ("telemetry, GNSS without utc", lambda: s.p.telemetry(0, s.probes, s.humidity, s.no_date, s.inputs, s.alarms)),
         ("telemetry, no GNSS", lambda: s.p.telemetry(0, s.probes, s.humidity, None, s.inputs, s.alarms)),
-        ("alarm, GNSS with utc", lambda: s.p.alarm(0, s.alarm, True, s.gnss, s.inputs)),
-        ("alarm, no GNSS", lambda: s.p.alarm(0, s.alarm, True, None, s.inputs)),
+        ("alarm, GNSS with utc", lambda: s.p.alarm(0, s.alarm, RAISED, s.gnss, s.inputs, s.alarms)),
+        ("alarm, no GNSS", lambda: s.p.alarm(0, s.alarm, RAISED, None, s.inputs, s.alarms)),
         ("nothing (check of the method)", lambda: None),
     )
     for label, fn in calls:

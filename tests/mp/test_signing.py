@@ -3,7 +3,7 @@
 
 import os
 
-from firmware.signing import SigningError, Verifier, hmac_sha256, split
+from firmware.signing import ReplayError, SigningError, Verifier, hmac_sha256, split
 
 _DIR = "/tmp/vt-signing-test"
 _KEY = bytes(range(32))
@@ -74,6 +74,21 @@ def test_replay_and_old_counter_rejected():
     _raises(lambda: v.verify(payload), "ctr 7 is not above the last accepted 7")
     _raises(lambda: v.verify(_sign('{"ctr":6}')), "ctr 6 is not above")
     assert v.verify(_sign('{"ctr":1796414400123}'))["ctr"] == 1796414400123
+
+
+def test_replay_error_carries_counters():
+    _clean()
+    v = Verifier(_KEY, _DIR + "/counter")
+    v.verify(_sign('{"ctr":7}'))
+    for text, counter in (('{"ctr":7}', 7), ('{"ctr":3}', 3)):
+        try:
+            v.verify(_sign(text))
+        except ReplayError as e:
+            assert isinstance(e, SigningError)
+            assert e.counter == counter
+            assert e.last_counter == 7
+            continue
+        raise AssertionError("no ReplayError for %s" % text)
 
 
 def test_forged_and_wrong_key_rejected():

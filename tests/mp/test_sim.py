@@ -1,4 +1,4 @@
-# Tests of the simulated hardware in tools/sim: 1-Wire probes, DHT, pins and IRQs, UART, WDT, RTC, scenarios
+# Tests of the simulated hardware in tools/sim: 1-Wire probes, DHT, pins and IRQs, UART, GNSS route, WDT, RTC, scenarios
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 
 import asyncio
@@ -11,6 +11,7 @@ import dht
 import ds18x20
 import machine
 import micropython
+import nmea_route
 import onewire
 import scenario
 import world
@@ -765,6 +766,352 @@ def test_missing_capture_named():
         assert "none.log" in e.errors[0][1]
     else:
         raise AssertionError("a missing capture was accepted")
+
+
+# Passenger seat
+
+
+def test_seat_pin_reads_active_low():
+    w = _world({"inputs": {"seat": [[0, 1]]}})
+    assert Pin(board.SEAT_PIN, Pin.IN, Pin.PULL_UP).value() == 0  # occupied: the switch pulls to GND
+    assert board.input_pins()["seat"].value() == 0
+    assert w.input_level("seat", 0) == 1
+    w = _world({})
+    assert board.input_pins()["seat"].value() == 1  # no points: empty seat
+    assert w.input_level("seat", 100) == 0
+
+
+def test_seat_pin_choice():
+    # A pin with an internal pull-up (GPIO34-39 have none), used by nothing else,
+    # and no strapping pin, so an occupied seat at reset cannot change the boot.
+    others = (board.ONEWIRE_PIN, board.DHT_PIN, board.GNSS_RX_PIN, board.GNSS_TX_PIN, board.DOOR_PIN,
+              board.SOS_PIN, board.IGNITION_PIN, board.BUZZER_PIN, board.LED_PIN, board.SAFE_MODE_PIN)
+    assert board.SEAT_PIN not in others
+    assert board.SEAT_PIN < 34
+    assert board.SEAT_PIN not in (0, 2, 5, 12, 15)
+    assert board.ACTIVE_LOW["seat"] is True
+
+
+def test_seat_levels_with_bounce():
+    w = _world({"inputs": {"seat": [[1, 1], [2, 0]], "bounce_ms": 4}})
+    seat = Pin(board.SEAT_PIN, Pin.IN, Pin.PULL_UP)
+    assert seat.value() == 1
+    inp = w.inputs["seat"]
+    # Logical levels: occupied at 1000 ms, back once at 1002 ms, settled at 1004 ms.
+    assert inp.level(999) == 0
+    assert inp.level(1000) == 1
+    assert inp.level(1002) == 0
+    assert inp.level(1004) == 1
+    assert inp.level(2000) == 0
+    assert inp.level(2002) == 1
+    assert inp.level(2004) == 0
+    w.advance(1.5)
+    assert seat.value() == 0
+    w.advance(1)
+    assert seat.value() == 1
+
+
+async def test_seat_irq_edges():
+    w = _world({"inputs": {"seat": [[0.1, 1], [0.3, 0]]}})
+    seen = []
+    seat = Pin(board.SEAT_PIN, Pin.IN, Pin.PULL_UP)
+    seat.irq(handler=lambda pin: seen.append((time.ticks_diff(time.ticks_ms(), w.start_ms), pin.value())))
+    task = w.start_in_loop()
+    await asyncio.sleep_ms(450)
+    task.cancel()
+    # Occupied is a falling edge, empty again a rising one.
+    assert len(seen) == 2, seen
+    assert 100 <= seen[0][0] <= 160
+    assert seen[0][1] == 0
+    assert 300 <= seen[1][0] <= 360
+    assert seen[1][1] == 1
+
+
+def test_seat_level_validated():
+    errors = _errors({"inputs": {"seat": [[0, 2]]}})
+    assert errors["inputs.seat[0]"] == "value must be 0..1, got 2"
+
+
+# GNSS route
+
+# 1000 m along a meridian is 1000 / 6371000 rad of latitude (0.0089932 deg).
+# 1000 m in 60 s is 60 km/h = 60000 / 1852 kn = 32.39741 kn.
+_KM_LAT_DEG = 0.008993216059187304
+_KN_60_KMH = 32.39740820734341
+
+
+def _receiver(nmea):
+    w = _world({"nmea": nmea})
+    return w, w.nmea_route
+
+
+def _checksum(text):
+    x = 0
+    for c in text:
+        x ^= ord(c)
+    return "%02X" % x
+
+
+def _sentence(body):
+    return "$%s*%s\r\n" % (body, _checksum(body))
+
+
+def _write(receiver, epoch_s, index):
+    buf = bytearray(nmea_route.SENTENCE_MAX)
+    n = receiver.write_sentence(epoch_s, index, buf)
+    return bytes(buf[:n]).decode()
+
+
+def test_route_north_speed_and_course():
+    w, r = _receiver({"route": [[0, 31.0, 35.0], [60, 31.0 + _KM_LAT_DEG, 35.0]]})
+    lat, lon, speed_kn, course = r.position(30)
+    assert abs(lat - (31.0 + _KM_LAT_DEG / 2)) < 1e-12
+    assert lon == 35.0
+    assert abs(speed_kn - _KN_60_KMH) < 1e-6
+    assert course == 0.0
+
+
+def test_route_east_at_latitude_31():
+    # 1000 m along the parallel at 31 N is 1000 / (6371000 cos 31) rad = 0.0104918 deg
+    # of longitude. The great circle starts 0.0104918 / 2 * sin 31 = 0.0027 deg
+    # north of east, and is shorter than the parallel by far less than 1 mm.
+    w, r = _receiver({"route": [[0, 31.0, 35.0], [60, 31.0, 35.010491786203021]]})
+    lat, lon, speed_kn, course = r.position(15)
+    assert lat == 31.0
+    assert abs(lon - (35.0 + 0.010491786203021 / 4)) < 1e-12
+    assert abs(speed_kn - _KN_60_KMH) < 1e-4
+    assert abs(course - 89.9973) < 0.0005
+
+
+def test_route_stands_still():
+    w, r = _receiver({"route": [[10, 31.0, 35.0], [40, 31.0, 35.0], [100, 31.0 + _KM_LAT_DEG, 35.0]]})
+    # Before the first point, between equal points and after the last point.
+    assert r.position(0) == (31.0, 35.0, 0.0, None)
+    assert r.position(25) == (31.0, 35.0, 0.0, None)
+    assert r.position(100) == (31.0 + _KM_LAT_DEG, 35.0, 0.0, None)
+    assert r.position(500) == (31.0 + _KM_LAT_DEG, 35.0, 0.0, None)
+    # The segment that starts at 40 s applies from 40 s on.
+    assert abs(r.position(40)[2] - _KN_60_KMH) < 1e-6
+    # Standing: speed 0.000 and an empty course field.
+    assert _write(r, 25, nmea_route.RMC) == _sentence("GNRMC,080025.00,A,3100.00000,N,03500.00000,E,0.000,,%s,,,A"
+                                                      % _today_ddmmyy())
+
+
+def _today_ddmmyy():
+    year, month, day = time.gmtime()[:3]
+    return "%02d%02d%02d" % (day, month, year % 100)
+
+
+def test_route_sentences_south_west():
+    # 0.01 deg of latitude south in 100 s: 6371000 * 0.01 * pi / 180 = 1111.949 m,
+    # 11.11949 m/s = 21.6146 kn, course 180. At 50 s: 33.505 S = 33 deg 30.30000 min,
+    # 70.65 W = 70 deg 39.00000 min.
+    nmea = {"route": [[0, -33.5, -70.65], [100, -33.51, -70.65]], "date": "2026-03-16", "start": "12:00:00",
+            "talker": "GP", "hdop": 1.25, "sats": 7, "alt_m": -12.5}
+    w, r = _receiver(nmea)
+    assert _write(r, 50, nmea_route.RMC) == _sentence("GPRMC,120050.00,A,3330.30000,S,07039.00000,W,21.615,180.00,160326,,,A")
+    assert _write(r, 50, nmea_route.GGA) == _sentence("GPGGA,120050.00,3330.30000,S,07039.00000,W,1,07,1.25,-12.5,M,0.0,M,,")
+
+
+def test_route_default_gga():
+    w, r = _receiver({"route": [[0, 48.0, 11.5]], "date": "2026-03-16"})
+    # 11.5 E = 11 deg 30.00000 min. Defaults: talker GN, 10 satellites, HDOP 0.90, 100.0 m.
+    assert _write(r, 0, nmea_route.GGA) == _sentence("GNGGA,080000.00,4800.00000,N,01130.00000,E,1,10,0.90,100.0,M,0.0,M,,")
+
+
+def test_route_date_rolls_over_at_midnight():
+    w, r = _receiver({"route": [[0, 10.0, 20.0]], "date": "2024-02-28", "start": "23:59:58"})
+    assert _write(r, 1, nmea_route.RMC).split(",")[1] == "235959.00"
+    assert _write(r, 1, nmea_route.RMC).split(",")[9] == "280224"
+    assert _write(r, 2, nmea_route.RMC).split(",")[1] == "000000.00"
+    assert _write(r, 2, nmea_route.RMC).split(",")[9] == "290224"  # 2024 is a leap year
+    w, r = _receiver({"route": [[0, 10.0, 20.0]], "date": "2026-12-31", "start": "23:59:59"})
+    assert _write(r, 1, nmea_route.RMC).split(",")[9] == "010127"
+    assert _write(r, 86401, nmea_route.RMC).split(",")[9] == "020127"
+
+
+def test_route_sentence_fits_82_chars():
+    # The widest fields: 3 digits of longitude degrees, a 4-digit speed
+    # (0.02 deg in 1 s is 2224 m/s, 4323 kn), negative altitude, HDOP 50.00.
+    nmea = {"route": [[0, -89.99999, -179.99999], [1, -89.97999, -179.99999]], "hdop": 50, "sats": 99,
+            "alt_m": -500, "date": "2026-03-16"}
+    w, r = _receiver(nmea)
+    rmc = _write(r, 0, nmea_route.RMC)
+    gga = _write(r, 0, nmea_route.GGA)
+    assert len(rmc) <= 82, rmc
+    assert len(gga) <= 82, gga
+    assert rmc.split(",")[3:7] == ["8959.99940", "S", "17959.99940", "W"]
+    assert gga.split(",")[6:10] == ["1", "99", "50.00", "-500.0"]
+
+
+def test_route_nofix_sentences():
+    w, r = _receiver({"route": [[0, 48.0, 11.5]], "date": "2026-03-16",
+                      "gaps": [{"from": 5, "to": 7, "kind": "nofix"}]})
+    assert _write(r, 5, nmea_route.RMC) == _sentence("GNRMC,080005.00,V,,,,,,,160326,,,N")
+    assert _write(r, 6, nmea_route.GGA) == _sentence("GNGGA,080006.00,,,,,0,00,99.99,,,,,,")
+    assert _write(r, 7, nmea_route.RMC).split(",")[2] == "A"
+
+
+def _route_lines(nmea, seconds, step_s=0.25):
+    # Read the GNSS UART while the world clock moves; return {epoch: [line, ...]} by the time field.
+    w = _world({"nmea": nmea})
+    uart = UART(board.GNSS_UART_ID, baudrate=9600, rxbuf=2048)
+    start_s = scenario.parse_time_of_day(nmea.get("start", "08:00:00"))
+    data = b""
+    for _ in range(int(seconds / step_s)):
+        w.advance(step_s)
+        data += uart.read() or b""
+    lines = {}
+    for line in data.split(b"\r\n")[:-1]:
+        tod = line.split(b",")[1]
+        epoch = int(tod[0:2]) * 3600 + int(tod[2:4]) * 60 + int(tod[4:6]) - start_s
+        lines.setdefault(epoch, []).append(line.decode() + "\r\n")
+    return w, lines
+
+
+def test_route_silent_and_nofix_gaps():
+    nmea = {"route": [[0, 48.0, 11.5], [20, 48.0 + _KM_LAT_DEG, 11.5]], "date": "2026-03-16",
+            "gaps": [{"from": 3, "to": 5, "kind": "silent"}, {"from": 6, "to": 8, "kind": "nofix"}]}
+    w, lines = _route_lines(nmea, 10.5)
+    for epoch in (1, 2, 5, 6, 7, 8, 9, 10):
+        assert len(lines.get(epoch, [])) == 2, (epoch, lines.get(epoch))
+        assert lines[epoch][0].startswith("$GNRMC,")
+        assert lines[epoch][1].startswith("$GNGGA,")
+    assert 3 not in lines
+    assert 4 not in lines
+    for epoch in (6, 7):
+        assert lines[epoch][0].split(",")[2] == "V"
+        assert lines[epoch][1].split(",")[6] == "0"
+    # After the gap the truck is where the route is by then: 8/20 of 1000 m north.
+    rmc = lines[8][0].split(",")
+    assert rmc[2] == "A"
+    assert rmc[3] == "4800.21584"  # 0.4 * 0.0089932 deg = 0.215837 min
+    assert w.uart_overflow_bytes == 0
+
+
+def test_route_endless_silent_gap():
+    nmea = {"route": [[0, 48.0, 11.5]], "gaps": [{"from": 3, "kind": "silent"}]}
+    w, lines = _route_lines(nmea, 8)
+    assert sorted(lines) == [e for e in (0, 1, 2) if e in lines]
+    assert 2 in lines
+
+
+def test_route_pacing_9600_baud():
+    w = _world({"nmea": {"route": [[0, 48.0, 11.5]], "date": "2026-03-16"}})
+    r = w.nmea_route
+    uart = UART(board.GNSS_UART_ID, baudrate=9600, rxbuf=2048)
+    rmc = _write(r, 2, nmea_route.RMC).encode()
+    gga = _write(r, 2, nmea_route.GGA).encode()
+    w.advance(1.9)
+    uart.read()
+    # Nothing arrives between the end of epoch 1 and the start of epoch 2.
+    assert uart.any() == 0
+    # 50 ms into epoch 2: 9600 baud, 10 bits a byte, is 48 bytes.
+    w.advance(0.15)
+    n = uart.any()
+    assert 48 <= n <= 58, n
+    assert uart.read(n) == rmc[:n]
+    # RMC and GGA take (len * 10 / 9600) s each; both are complete by then.
+    w.advance((len(rmc) + len(gga)) * 10 / 9600 - 0.05 + 0.002)
+    assert uart.read() == (rmc + gga)[n:]
+
+
+def test_route_uart_readinto_allocates_nothing():
+    w = _world({"nmea": {"route": [[0, 48.0, 11.5]]}})
+    uart = UART(board.GNSS_UART_ID, baudrate=9600, rxbuf=2048)
+    buf = bytearray(64)
+    w.advance(1.5)
+    uart.any()
+    micropython.heap_lock()
+    try:
+        n = uart.readinto(buf)
+        waiting = uart.any()
+    finally:
+        micropython.heap_unlock()
+    assert n == 64
+    assert waiting > 0
+
+
+def test_route_wrong_baud_is_noise():
+    w = _world({"nmea": {"route": [[0, 48.0, 11.5]], "baud": 4800}})
+    uart = UART(board.GNSS_UART_ID, baudrate=9600, rxbuf=2048)
+    w.advance(1.5)
+    data = uart.read()
+    assert len(data) > 100
+    for b in data:
+        assert b >= 0x80
+
+
+def test_route_scenario_defaults():
+    sc = scenario.validate({"nmea": {"route": [[0, 48, 11.5], [60, 48.01, 11.5]]}})
+    assert sc["nmea"] == {
+        "route": [(0, 48, 11.5), (60, 48.01, 11.5)],
+        "baud": 9600,
+        "date": "today",
+        "start_s": 8 * 3600,
+        "gaps": [],
+        "hdop": 0.9,
+        "sats": 10,
+        "alt_m": 100.0,
+        "talker": "GN",
+    }
+
+
+def test_route_scenario_errors_name_key():
+    errors = _errors({"nmea": {"route": [[0, 48, 11], [0, 48.1, 11]], "start": "8:00", "gaps": [{"from": 1, "kind": "tunnel"}],
+                               "hdop": 0, "sats": 3, "talker": "BD", "alt_m": 10000, "date": None, "loop": True,
+                               "from_s": 5}})
+    assert errors["nmea.route[1]"] == "time 0 must be after the previous point's 0 (to stop, repeat a position at a later time)"
+    assert errors["nmea.start"] == 'must be "HH:MM:SS", got \'8:00\''
+    assert errors["nmea.gaps[0].kind"] == "must be one of silent/nofix, got 'tunnel'"
+    assert errors["nmea.hdop"] == "must be a number 0.1..50, got 0"
+    assert errors["nmea.sats"] == "must be an integer 4..99, got 3"
+    assert errors["nmea.talker"] == "must be one of GN/GP, got 'BD'"
+    assert errors["nmea.alt_m"] == "must be -500..9000 metres above sea level, got 10000"
+    assert errors["nmea.date"] == 'must be "today" or "YYYY-MM-DD" with a route, got None'
+    assert errors["nmea.loop"] == "applies only to a capture (nmea.file), got True"
+    assert errors["nmea.from_s"] == "applies only to a capture (nmea.file), got 5"
+
+
+def test_route_point_errors():
+    cases = (
+        ([], "nmea.route", "must be a non-empty list of [seconds, lat, lon] points, got []"),
+        ([[0, 48]], "nmea.route[0]", "must be a [seconds, lat, lon] list of numbers, got [0, 48]"),
+        ([[-1, 48, 11]], "nmea.route[0]", "time must be 0 or more seconds, got -1"),
+        ([[0, 91, 11]], "nmea.route[0]", "latitude must be -90..90 degrees, got 91"),
+        ([[0, 48, -181]], "nmea.route[0]", "longitude must be -180..180 degrees, got -181"),
+        ([[0, 0, 179], [10, 0, -179]], "nmea.route[1]",
+         "longitude -179 is more than 180 degrees from the previous point's 179: a segment cannot cross the antimeridian"),
+    )
+    for route, key, message in cases:
+        errors = _errors({"nmea": {"route": route}})
+        assert errors[key] == message, (route, errors)
+    errors = _errors({"nmea": {"route": [[0, 48, 11]], "start": "24:00:00"}})
+    assert errors["nmea.start"] == "hours must be 00..23, minutes and seconds 00..59, got '24:00:00'"
+
+
+def test_route_and_file_exclusive():
+    errors = _errors({"nmea": {"file": "a.log", "route": [[0, 48, 11]]}})
+    assert errors["nmea.file"] == "cannot be combined with nmea.route: give a capture to replay or a route, got 'a.log'"
+    errors = _errors({"nmea": {"file": "a.log", "gaps": [], "start": "08:00:00"}})
+    assert errors["nmea.gaps"] == "applies only to a route (nmea.route), got []"
+    assert errors["nmea.start"] == "applies only to a route (nmea.route), got '08:00:00'"
+    errors = _errors({"nmea": {"baud": 9600}})
+    assert errors["nmea.file"] == "must be the path of a capture file (or give nmea.route instead), got None"
+
+
+def test_hazmat_scenario_file():
+    sc = scenario.load("tools/scenarios/hazmat.json")
+    assert 360 <= sc["duration_s"] <= 420
+    w = world.World({"nmea": scenario.read("tools/scenarios/hazmat.json")["nmea"]})
+    r = w.nmea_route
+    # A stretch at 95 km/h (95000 / 1852 = 51.296 kn), a 3-minute stop, and back at the depot.
+    assert abs(r.position(75)[2] - 95000 / 1852) < 0.01
+    for t in (125, 200, 304.9):
+        assert r.position(t)[2] == 0.0
+    assert r.position(305)[2] > 0
+    assert r.position(0)[:2] == r.position(sc["duration_s"])[:2]
+    assert 0 < r.position(40)[2] < 60000 / 1852
 
 
 # The virtual terminal's start script

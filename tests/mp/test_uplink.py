@@ -14,7 +14,7 @@ from time import ticks_add, ticks_diff, ticks_ms
 import vfs
 
 from firmware import config, log
-from firmware.alarms import Alarm
+from firmware.alarms import CLEARED, RAISED, Alarm
 from firmware.mqtt import MQTTError
 from firmware.packed import ALARM, EVENT, TELEMETRY, Packer
 from firmware.store import Store
@@ -159,7 +159,16 @@ class FakeHumidity:
 
 
 class FakeAlarms:
-    all = [Alarm("temp_high", "rear", "critical")]
+    all = [Alarm("temp_high", "rear")]
+    trip = 0
+    early = moving = seat_occupied = False
+    jt808_lo = jt808_hi = 0
+
+    def update_jt808(self):
+        pass
+
+    def excursion(self):
+        return False
 
 
 class Maker:
@@ -187,10 +196,10 @@ class Maker:
 
     def alarm(self, raised=True):
         seq = self._next()
-        a = Alarm("temp_high", "rear", "critical")
+        a = Alarm("temp_high", "rear")
         a.value_m = 9125
         a.limit_m = 8000
-        self.store.put(ALARM, self.packer.alarm(0, a, raised, None, None))
+        self.store.put(ALARM, self.packer.alarm(0, a, RAISED if raised else CLEARED, None, None))
         return seq
 
     def raw(self, kind, data):

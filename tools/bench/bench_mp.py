@@ -70,16 +70,25 @@ def bench_nmea(lines):
 
 
 def bench_alarms():
-    from firmware.alarms import Alarms
+    from reference import PROBE_NAMES, Reference, alarms_for
+    from firmware.store import Names
 
-    al = Alarms([("a", 2.0, 8.0, 0.5), ("b", 2.0, 8.0, 0.5), ("c", 2.0, 8.0, 0.5), ("rh", None, 90.0, 2.0)],
-                60, 3, 0, 3, lambda a, r, n: None)
-    n = 20000
+    ref = Reference(Names("/tmp/bench-alarm-names.json"))
+    al = alarms_for(PROBE_NAMES)
+    al.trip_start(1, "BENCH", 0)
+    n = 2000
     t0 = time.ticks_us()
     for i in range(n):
-        al.sample("a", 5000, 0, "ok", i)
+        # One full record: every channel, the position and the time-driven rules.
+        for name in PROBE_NAMES:
+            al.sample(name, 5000, 0, "ok", i * 1000)
+        al.sample("dht", 5000, 0, "ok", i * 1000)
+        al.sample("rh", 80000, 0, "ok", i * 1000)
+        al.position(ref.gnss, i * 1000)
+        al.tick(i * 1000, ref.gnss)
+        al.update_jt808()
     dt = time.ticks_diff(time.ticks_us(), t0)
-    row("alarm check", "%.2f" % (dt / n), "us/sample", "one channel, two limits")
+    row("alarm check", "%.1f" % (dt / n), "us/record", "%d channels, position, tick" % (len(PROBE_NAMES) + 2))
 
 
 def bench_record(workdir):

@@ -71,10 +71,14 @@ def clock_from_fix(fix):
 
 def alarms_for(probe_names):
     """Return an alarm set with high and low limits on every probe and on the DHT, as a configured terminal has."""
-    channels = [(name, 2.0, 8.0, 0.5) for name in probe_names]
-    channels.append(("dht", 0.0, 10.0, 0.5))
-    channels.append(("rh", 40.0, 95.0, 2.0))
-    return Alarms(channels, 60, 3, 0, 3, lambda alarm, raised, now_ms: None)
+    from firmware import config
+
+    cfg = config.merge(config.DEFAULTS, {
+        "probes": [{"rom": "", "name": name, "low": 2.0, "high": 8.0} for name in probe_names],
+        "dht": {"temp_low": 0.0, "temp_high": 10.0, "rh_low": 40.0, "rh_high": 95.0},
+        "alarm": {"cumulative_s": 3600, "overspeed_kmh": 90, "stop_s": 900},
+    })
+    return Alarms(cfg, True, lambda alarm, change, now_ms: None)
 
 
 class TripUptime(Uptime):

@@ -6,18 +6,19 @@
 # created (world.current()).
 #
 # What the pins do:
-# - board.DOOR_PIN, SOS_PIN, IGNITION_PIN and SAFE_MODE_PIN read the scenario
-#   level, turned into the electrical level by board.ACTIVE_LOW (the BOOT button
-#   on SAFE_MODE_PIN is active low too), with contact bounce. Their IRQ handlers
-#   are called by the world task at each edge (see world.py).
+# - board.DOOR_PIN, SOS_PIN, IGNITION_PIN, SEAT_PIN and SAFE_MODE_PIN read the
+#   scenario level, turned into the electrical level by board.ACTIVE_LOW (the
+#   BOOT button on SAFE_MODE_PIN is active low too), with contact bounce.
+#   Their IRQ handlers are called by the world task at each edge (see world.py).
 # - Output pins keep their level history (world.pin_history()).
 # - Any other input reads its pull: 1 with PULL_UP, else 0.
 #
-# The GNSS UART (board.GNSS_UART_ID) receives the scenario's NMEA capture at
-# the scenario's baud rate. The bytes go into a receive buffer of rxbuf bytes
-# plus the 128-byte hardware FIFO; bytes that arrive while it is full are lost
-# and counted in world.uart_overflow_bytes, as on the ESP32 where the driver
-# drops them without an error. If the UART's baud rate differs from the
+# The GNSS UART (board.GNSS_UART_ID) receives the scenario's NMEA capture, or
+# the sentences synthesised along its route, at the scenario's baud rate. The
+# bytes go into a receive buffer of rxbuf bytes plus the 128-byte hardware
+# FIFO; bytes that arrive while it is full are lost and counted in
+# world.uart_overflow_bytes, as on the ESP32 where the driver drops them
+# without an error. If the UART's baud rate differs from the
 # receiver's, the bytes arrive as non-ASCII garbage. Other UARTs never receive
 # anything. Nothing written to a UART goes anywhere.
 #
@@ -218,7 +219,7 @@ class _RxBuffer:
 
 
 class UART(io.IOBase):
-    """A UART; board.GNSS_UART_ID receives the scenario's NMEA capture (see the module header)."""
+    """A UART; board.GNSS_UART_ID receives the scenario's GNSS receiver output (see the module header)."""
 
     def __init__(self, id, baudrate=9600, bits=8, parity=None, stop=1, **kwargs):
         self._world = world.current()
@@ -250,13 +251,13 @@ class UART(io.IOBase):
         self._timeout_ms = timeout
         self._rx = _RxBuffer(rxbuf + _FIFO_BYTES, w)
         self.written = 0
-        if self._id == board.GNSS_UART_ID and w.nmea is not None:
-            import nmea_replay
-
+        self._replay = None
+        if self._id == board.GNSS_UART_ID:
             # The receiver has been sending since power-up (or since nmea.from_s),
             # but bytes count only from here: before the UART exists, nothing
             # receives them.
-            self._replay = nmea_replay.Replay(w.nmea, w.nmea_baud, w.nmea_loop, w.now_ms(), w.nmea_from_ms)
+            self._replay = w.gnss_feed(w.now_ms())
+        if self._replay is not None:
             self._rx.garble = baudrate != w.nmea_baud
             if self._rx.garble:
                 w.log("GNSS UART opened at %d baud, the receiver sends at %d" % (baudrate, w.nmea_baud))

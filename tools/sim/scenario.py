@@ -11,11 +11,13 @@
 
 import json
 
-INPUT_NAMES = ("door", "sos", "ignition", "safe_mode")
+INPUT_NAMES = ("door", "sos", "ignition", "seat", "safe_mode")
 PROBE_FAULTS = ("absent", "crc", "power_on", "zero")
 DHT_FAULTS = ("timeout", "checksum")
 DHT_MODELS = ("DHT22", "DHT11")
 DHT_ENCODINGS = ("sign_magnitude", "twos_complement")
+GNSS_GAPS = ("silent", "nofix")
+TALKERS = ("GN", "GP")
 
 # 24:0A:C4 is an Espressif MAC prefix; the rest is made up.
 DEFAULT_UNIQUE_ID = b"\x24\x0a\xc4\x5e\x17\x01"
@@ -33,12 +35,20 @@ _TOP_KEYS = (
 )
 _PROBE_KEYS = ("rom", "temp", "faults")
 _DHT_KEYS = ("model", "temp", "rh", "faults", "encoding")
-_NMEA_KEYS = ("file", "baud", "loop", "date", "from_s")
+# nmea is either a capture replay (file) or a receiver synthesised along a route.
+_NMEA_FILE_KEYS = ("file", "loop", "from_s")
+_NMEA_ROUTE_KEYS = ("route", "start", "gaps", "hdop", "sats", "alt_m", "talker")
+_NMEA_KEYS = _NMEA_FILE_KEYS + _NMEA_ROUTE_KEYS + ("baud", "date")
 _FAULT_KEYS = ("from", "to", "kind")
 
 _MAX_BOUNCE_MS = 50
 # A receiver silent for a day is more than any scenario needs.
 _MAX_NMEA_FROM_S = 86400
+# Route receiver defaults: a good open-sky fix.
+_ROUTE_START = "08:00:00"
+_ROUTE_HDOP = 0.9
+_ROUTE_SATS = 10
+_ROUTE_ALT_M = 100.0
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
@@ -333,12 +343,18 @@ def _nmea(v, errors):
         errors.append(("nmea", "must be an object or null, got %r" % (v,)))
         return None
     _unknown_keys(v, _NMEA_KEYS, "nmea.", errors)
+    if "route" in v:
+        if "file" in v:
+            errors.append(("nmea.file", "cannot be combined with nmea.route: give a capture to replay or a route, got %r"
+                           % (v["file"],)))
+        _keys_of_other_mode(v, ("loop", "from_s"), "a capture (nmea.file)", errors)
+        return _nmea_route(v, errors)
+    _keys_of_other_mode(v, _NMEA_ROUTE_KEYS, "a route (nmea.route)", errors)
+
     path = v.get("file")
     if not isinstance(path, str) or not path:
-        errors.append(("nmea.file", "must be the path of a capture file, got %r" % (path,)))
-    baud = v.get("baud", 9600)
-    if not isinstance(baud, int) or isinstance(baud, bool) or not 1200 <= baud <= 921600:
-        errors.append(("nmea.baud", "must be an integer 1200..921600, got %r" % (baud,)))
+        errors.append(("nmea.file", "must be the path of a capture file (or give nmea.route instead), got %r" % (path,)))
+    baud = _nmea_baud(v, errors)
     loop = v.get("loop", True)
     if not isinstance(loop, bool):
         errors.append(("nmea.loop", "must be true or false, got %r" % (loop,)))
@@ -355,6 +371,124 @@ def _nmea(v, errors):
         errors.append(("nmea.from_s", "must be 0..%d seconds, got %r" % (_MAX_NMEA_FROM_S, from_s)))
         from_s = 0
     return {"file": path, "baud": baud, "loop": loop, "date": date, "from_s": from_s}
+
+
+def _keys_of_other_mode(v, keys, mode, errors):
+    for k in keys:
+        if k in v:
+            errors.append(("nmea." + k, "applies only to %s, got %r" % (mode, v[k])))
+
+
+def _nmea_baud(v, errors):
+    baud = v.get("baud", 9600)
+    if not isinstance(baud, int) or isinstance(baud, bool) or not 1200 <= baud <= 921600:
+        errors.append(("nmea.baud", "must be an integer 1200..921600, got %r" % (baud,)))
+        return 9600
+    return baud
+
+
+def _nmea_route(v, errors):
+    # A synthesised receiver: positions along the route, its own clock and date.
+    out = {
+        "route": _route(v.get("route"), errors),
+        "baud": _nmea_baud(v, errors),
+        "date": "today",
+        "start_s": 0,
+        "gaps": _faults(v.get("gaps", []), "nmea.gaps", GNSS_GAPS, errors),
+        "hdop": _ROUTE_HDOP,
+        "sats": _ROUTE_SATS,
+        "alt_m": _ROUTE_ALT_M,
+        "talker": "GN",
+    }
+
+    # A receiver with a fix always has the date, so null is not allowed here.
+    date = v.get("date", "today")
+    if date is None:
+        errors.append(("nmea.date", 'must be "today" or "YYYY-MM-DD" with a route, got None'))
+    elif date != "today":
+        try:
+            out["date"] = parse_date(date)
+        except ValueError as e:
+            errors.append(("nmea.date", "%s, got %r" % (e, date)))
+
+    start = v.get("start", _ROUTE_START)
+    try:
+        out["start_s"] = parse_time_of_day(start)
+    except ValueError as e:
+        errors.append(("nmea.start", "%s, got %r" % (e, start)))
+
+    # GGA carries HDOP with two decimals and the satellite count with two digits.
+    # A 3D fix needs at least 4 satellites.
+    hdop = v.get("hdop", _ROUTE_HDOP)
+    if not _is_num(hdop) or not 0.1 <= hdop <= 50:
+        errors.append(("nmea.hdop", "must be a number 0.1..50, got %r" % (hdop,)))
+    else:
+        out["hdop"] = hdop
+    sats = v.get("sats", _ROUTE_SATS)
+    if not isinstance(sats, int) or isinstance(sats, bool) or not 4 <= sats <= 99:
+        errors.append(("nmea.sats", "must be an integer 4..99, got %r" % (sats,)))
+    else:
+        out["sats"] = sats
+    alt = v.get("alt_m", _ROUTE_ALT_M)
+    if not _is_num(alt) or not -500 <= alt <= 9000:
+        errors.append(("nmea.alt_m", "must be -500..9000 metres above sea level, got %r" % (alt,)))
+    else:
+        out["alt_m"] = alt
+    talker = v.get("talker", "GN")
+    if talker not in TALKERS:
+        errors.append(("nmea.talker", "must be one of %s, got %r" % ("/".join(TALKERS), talker)))
+    else:
+        out["talker"] = talker
+    return out
+
+
+def _route(v, errors):
+    # [seconds, lat, lon] points with increasing times. The truck moves in a
+    # straight line (in degrees) from one point to the next.
+    key = "nmea.route"
+    if not isinstance(v, list) or not v:
+        errors.append((key, "must be a non-empty list of [seconds, lat, lon] points, got %r" % (v,)))
+        return None
+    points = []
+    for i, p in enumerate(v):
+        pk = "%s[%d]" % (key, i)
+        if not isinstance(p, list) or len(p) != 3 or not (_is_num(p[0]) and _is_num(p[1]) and _is_num(p[2])):
+            errors.append((pk, "must be a [seconds, lat, lon] list of numbers, got %r" % (p,)))
+            return None
+        t, lat, lon = p
+        # The comparisons are written so that NaN fails them too.
+        if not t >= 0:
+            errors.append((pk, "time must be 0 or more seconds, got %r" % (t,)))
+            return None
+        if points and not t > points[-1][0]:
+            errors.append((pk, "time %r must be after the previous point's %r (to stop, repeat a position at a later time)"
+                           % (t, points[-1][0])))
+            return None
+        if not -90 <= lat <= 90:
+            errors.append((pk, "latitude must be -90..90 degrees, got %r" % (lat,)))
+            return None
+        if not -180 <= lon <= 180:
+            errors.append((pk, "longitude must be -180..180 degrees, got %r" % (lon,)))
+            return None
+        if points and abs(lon - points[-1][2]) > 180:
+            errors.append((pk, "longitude %r is more than 180 degrees from the previous point's %r: a segment cannot cross the antimeridian"
+                           % (lon, points[-1][2])))
+            return None
+        points.append((t, lat, lon))
+    return points
+
+
+def parse_time_of_day(text):
+    """Return the seconds since midnight of a "HH:MM:SS" string; raise ValueError if it is no valid time."""
+    if not isinstance(text, str) or len(text) != 8 or text[2] != ":" or text[5] != ":":
+        raise ValueError('must be "HH:MM:SS"')
+    for i in (0, 1, 3, 4, 6, 7):
+        if text[i] not in "0123456789":
+            raise ValueError('must be "HH:MM:SS" of digits')
+    hours, minutes, seconds = int(text[0:2]), int(text[3:5]), int(text[6:8])
+    if hours > 23 or minutes > 59 or seconds > 59:
+        raise ValueError("hours must be 00..23, minutes and seconds 00..59")
+    return (hours * 60 + minutes) * 60 + seconds
 
 
 def parse_date(text):

@@ -1,4 +1,4 @@
-# The simulated world behind tools/sim: probes, humidity sensor, inputs, GNSS capture, watchdog, clock
+# The simulated world behind tools/sim: probes, humidity sensor, inputs, GNSS receiver, watchdog, clock
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 #
 # One World object contains everything the simulated hardware modules (machine,
@@ -23,6 +23,7 @@
 
 import sys
 import time
+from array import array
 
 from micropython import const
 
@@ -40,6 +41,7 @@ _INPUT_PINS = {
     "door": board.DOOR_PIN,
     "sos": board.SOS_PIN,
     "ignition": board.IGNITION_PIN,
+    "seat": board.SEAT_PIN,
     "safe_mode": board.SAFE_MODE_PIN,
 }
 # The BOOT button pulls GPIO0 to GND, so safe mode (held) reads 0.
@@ -51,6 +53,7 @@ _LEVEL_WORDS = {
     "door": ("closed", "open"),
     "sos": ("released", "pressed"),
     "ignition": ("off", "on"),
+    "seat": ("empty", "occupied"),
     "safe_mode": ("released", "held"),
 }
 _OUTPUT_NAMES = {board.BUZZER_PIN: "buzzer", board.LED_PIN: "LED"}
@@ -285,7 +288,7 @@ class SimDHT:
 
 
 class _Input:
-    """One scenario input (door, SOS, ignition, safe mode) as edges of its logical level over time."""
+    """One scenario input (door, SOS, ignition, seat, safe mode) as edges of its logical level over time."""
 
     def __init__(self, name, points, bounce_ms):
         self.name = name
@@ -375,11 +378,18 @@ class World:
         for inp in self._input_list:
             self._input_by_gpio[inp.gpio] = inp
 
+        # The GNSS receiver: a capture to replay (nmea) or a route to
+        # synthesise (nmea_route), at most one of them.
         self.nmea = None
+        self.nmea_route = None
         self.nmea_baud = 9600
         self.nmea_loop = True
         self.nmea_from_ms = 0
-        if sc["nmea"] is not None:
+        if sc["nmea"] is None:
+            pass
+        elif "route" in sc["nmea"]:
+            self._open_route(sc["nmea"])
+        else:
             self._open_capture(sc["nmea"])
         self.uart_overflow_bytes = 0
 
@@ -390,6 +400,8 @@ class World:
         # Output level, level history and IRQ registration, by GPIO number.
         self.outputs = {}
         self.history = {}
+        for gpio in (board.BUZZER_PIN, board.LED_PIN):
+            self._new_history(gpio)
         self.irqs = {}
 
         # None until a WDT is created.
@@ -421,6 +433,27 @@ class World:
         self.nmea_baud = spec["baud"]
         self.nmea_loop = spec["loop"]
         self.nmea_from_ms = int(spec["from_s"] * 1000)
+
+    def _open_route(self, spec):
+        import nmea_route
+
+        date = spec["date"]
+        if date == "today":
+            date = time.gmtime()[:3]
+        self.nmea_route = nmea_route.Receiver(spec, date)
+        self.nmea_baud = spec["baud"]
+
+    def gnss_feed(self, start_ms):
+        """Return the byte source (with pump(now_ms, sink)) for a GNSS UART opened at start_ms, or None."""
+        if self.nmea_route is not None:
+            import nmea_route
+
+            return nmea_route.RouteFeed(self.nmea_route, self.nmea_baud, start_ms)
+        if self.nmea is not None:
+            import nmea_replay
+
+            return nmea_replay.Replay(self.nmea, self.nmea_baud, self.nmea_loop, start_ms, self.nmea_from_ms)
+        return None
 
     # Clock
 
@@ -492,17 +525,31 @@ class World:
         self.outputs[gpio] = level
         hist = self.history.get(gpio)
         if hist is None:
-            hist = self.history[gpio] = []
-        hist.append((self.now_s(), level))
-        if len(hist) > _HISTORY_LEN:
-            hist.pop(0)
+            hist = self._new_history(gpio)
+        times, levels, n = hist
+        i = n % _HISTORY_LEN
+        times[i] = self.now_ms() / 1000
+        levels[i] = level
+        hist[2] = n + 1
         if self.verbose:
             name = _OUTPUT_NAMES.get(gpio, "GPIO%d" % gpio)
             self.log("%s %s" % (name, "on" if level else "off"))
 
+    def _new_history(self, gpio):
+        # A fixed ring, made with the world for the buzzer and LED, so the
+        # simulator's heap share printed at boot does not grow later: a buzzer
+        # that beeps every second must not look like a firmware leak.
+        hist = self.history[gpio] = [array("d", bytes(8 * _HISTORY_LEN)), bytearray(_HISTORY_LEN), 0]
+        return hist
+
     def pin_history(self, gpio):
         """Return [(world time s, level), ...] of the last level changes of an output pin."""
-        return self.history.get(gpio, [])
+        hist = self.history.get(gpio)
+        if hist is None:
+            return []
+        times, levels, n = hist
+        first = max(0, n - _HISTORY_LEN)
+        return [(times[k % _HISTORY_LEN], levels[k % _HISTORY_LEN]) for k in range(first, n)]
 
     def set_irq(self, gpio, pin, handler, trigger):
         if handler is None:

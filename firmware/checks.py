@@ -1,0 +1,323 @@
+# Configuration checks: every key's type and range, and the rules across keys
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+#
+# Loaded only while a configuration is loaded or validated (firmware.config.load
+# and validate), then dropped from memory again: the checks take about 10 KB of
+# heap that a running terminal does not need.
+
+import json
+
+from firmware.config import CONFIG_PATH, DEFAULTS, GOOD_PATH, RULES, SECRET_KEYS, merge, parse_rom, rom_crc_ok
+
+
+_PROBE_KEYS = ("rom", "name", "low", "high")
+
+
+def _flatten(d, prefix, out):
+    for k in d:
+        v = d[k]
+        key = prefix + k
+        if isinstance(v, dict) and key + "." not in RULES and any(
+            r.startswith(key + ".") for r in RULES
+        ):
+            _flatten(v, key + ".", out)
+        else:
+            out[key] = v
+    return out
+
+
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check(key, v, rule, errors):
+    kind, lo, hi = rule
+    if isinstance(kind, tuple):
+        if v not in kind:
+            errors.append((key, "must be one of %s, got %r" % ("/".join(kind), v)))
+        return
+    if kind == "bool":
+        if not isinstance(v, bool):
+            errors.append((key, "must be true or false, got %r" % (v,)))
+        return
+    if kind == "str":
+        if not isinstance(v, str):
+            errors.append((key, "must be a string, got %r" % (v,)))
+        elif not lo <= len(v) <= hi:
+            errors.append((key, "length must be %d..%d, got %d" % (lo, hi, len(v))))
+        return
+    if kind == "probes":
+        _check_probes(key, v, lo, hi, errors)
+        return
+    if kind == "zones":
+        _check_zones(key, v, hi, errors)
+        return
+    if kind == "route":
+        _check_points(key, v, 2, hi, errors, "route")
+        return
+    if kind == "hex":
+        # Empty, or lo..hi hex digits.
+        if not isinstance(v, str):
+            errors.append((key, "must be a string of hex digits, got %r" % (v,)))
+        elif v and (not lo <= len(v) <= hi or len(v) % 2 or not _is_hex(v)):
+            errors.append((key, "must be empty or an even number %d..%d of hex digits" % (lo, hi)))
+        return
+    if v is None and kind == "num?":
+        return
+    if kind == "int" and not (isinstance(v, int) and not isinstance(v, bool)):
+        errors.append((key, "must be an integer, got %r" % (v,)))
+        return
+    if kind != "int" and not _is_num(v):
+        errors.append((key, "must be a number, got %r" % (v,)))
+        return
+    if not lo <= v <= hi:
+        errors.append((key, "must be %s..%s, got %r" % (lo, hi, v)))
+
+
+def _check_probes(key, probes, lo, hi, errors):
+    if not isinstance(probes, list):
+        errors.append((key, "must be a list of probes, got %r" % (probes,)))
+        return
+    if len(probes) > hi:
+        errors.append((key, "at most %d probes, got %d" % (hi, len(probes))))
+    roms = []
+    names = []
+    for i, p in enumerate(probes):
+        pk = "%s[%d]" % (key, i)
+        if not isinstance(p, dict):
+            errors.append((pk, "must be an object with rom and name, got %r" % (p,)))
+            continue
+        for k in p:
+            if k not in _PROBE_KEYS:
+                errors.append((pk + "." + k, "unknown key"))
+        rom = p.get("rom")
+        try:
+            if not isinstance(rom, str):
+                raise ValueError("ROM ID must be a string")
+            rb = parse_rom(rom)
+            if not rom_crc_ok(rb):
+                raise ValueError("CRC byte does not match (typo in the ROM ID?)")
+            if rb in roms:
+                raise ValueError("ROM ID listed twice")
+            roms.append(rb)
+        except ValueError as e:
+            errors.append((pk + ".rom", "%s, got %r" % (e, rom)))
+        name = p.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 32:
+            errors.append((pk + ".name", "must be a string of 1..32 characters, got %r" % (name,)))
+        elif name in names:
+            errors.append((pk + ".name", "name %r used twice" % name))
+        else:
+            names.append(name)
+        for lim in ("low", "high"):
+            v = p.get(lim)
+            if v is not None and (not _is_num(v) or not -55 <= v <= 125):
+                errors.append((pk + "." + lim, "must be a number -55..125 or null, got %r" % (v,)))
+        low, high = p.get("low"), p.get("high")
+        if _is_num(low) and _is_num(high) and not low < high:
+            errors.append((pk, "low (%r) must be below high (%r)" % (low, high)))
+
+
+def _is_hex(text):
+    for c in text:
+        if c not in "0123456789abcdefABCDEF":
+            return False
+    return True
+
+
+_ZONE_KEYS = ("name", "type", "lat", "lon", "radius_m", "points", "stop_ok", "door_ok", "alarm")
+_ZONE_ALARMS = ("none", "inside", "outside")
+# Points of all polygons together; each costs 16 bytes of heap when loaded.
+_ZONE_POINTS_MAX = 128
+_POLYGON_POINTS_MAX = 32
+
+
+def _check_points(key, points, lo, hi, errors, what):
+    # A list of [lat, lon] in decimal degrees; geometry rules are in firmware.geo.
+    if not isinstance(points, list):
+        errors.append((key, "must be a list of [lat, lon] points, got %r" % (points,)))
+        return
+    if len(points) > hi:
+        errors.append((key, "at most %d points, got %d" % (hi, len(points))))
+        return
+    if not points and what == "route":
+        return  # no route
+    for i, p in enumerate(points):
+        if (not isinstance(p, list) or len(p) != 2 or not _is_num(p[0]) or not _is_num(p[1])
+                or not -90 <= p[0] <= 90 or not -180 <= p[1] <= 180):
+            errors.append(("%s[%d]" % (key, i), "must be [lat, lon] in degrees (-90..90, -180..180), got %r" % (p,)))
+            return
+    from firmware import geo
+
+    problem = geo.route_problem(points) if what == "route" else geo.ring_problem(points)
+    if problem:
+        errors.append((key, problem))
+
+
+def _check_zones(key, zones, hi, errors):
+    if not isinstance(zones, list):
+        errors.append((key, "must be a list of zones, got %r" % (zones,)))
+        return
+    if len(zones) > hi:
+        errors.append((key, "at most %d zones, got %d" % (hi, len(zones))))
+        return
+    names = []
+    total = 0
+    for i, z in enumerate(zones):
+        zk = "%s[%d]" % (key, i)
+        if not isinstance(z, dict):
+            errors.append((zk, "must be an object with name and type, got %r" % (z,)))
+            continue
+        for k in z:
+            if k not in _ZONE_KEYS:
+                errors.append((zk + "." + k, "unknown key"))
+        name = z.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 32:
+            errors.append((zk + ".name", "must be a string of 1..32 characters, got %r" % (name,)))
+        elif name in names:
+            errors.append((zk + ".name", "name %r used twice" % name))
+        else:
+            names.append(name)
+        for flag in ("stop_ok", "door_ok"):
+            if flag in z and not isinstance(z[flag], bool):
+                errors.append((zk + "." + flag, "must be true or false, got %r" % (z[flag],)))
+        if "alarm" in z and z["alarm"] not in _ZONE_ALARMS:
+            errors.append((zk + ".alarm", "must be one of %s, got %r" % ("/".join(_ZONE_ALARMS), z["alarm"])))
+        kind = z.get("type")
+        if kind == "circle":
+            # firmware.geo works up to 80 degrees of latitude.
+            for k, lo, hi2 in (("lat", -80, 80), ("lon", -180, 180)):
+                v = z.get(k)
+                if not _is_num(v) or not lo <= v <= hi2:
+                    errors.append((zk + "." + k, "must be a number %d..%d, got %r" % (lo, hi2, v)))
+            r = z.get("radius_m")
+            if not isinstance(r, int) or isinstance(r, bool) or not 20 <= r <= 20000:
+                errors.append((zk + ".radius_m", "must be an integer 20..20000, got %r" % (r,)))
+            if "points" in z:
+                errors.append((zk + ".points", "a circle has lat, lon and radius_m, not points"))
+        elif kind == "polygon":
+            pts = z.get("points")
+            _check_points(zk + ".points", pts, 4, _POLYGON_POINTS_MAX, errors, "polygon")
+            if isinstance(pts, list):
+                total += len(pts)
+            for k in ("lat", "lon", "radius_m"):
+                if k in z:
+                    errors.append((zk + "." + k, "a polygon has points, not %s" % k))
+        else:
+            errors.append((zk + ".type", "must be circle or polygon, got %r" % (kind,)))
+    if total > _ZONE_POINTS_MAX:
+        errors.append((key, "at most %d polygon points in all zones, got %d" % (_ZONE_POINTS_MAX, total)))
+
+
+def validate(cfg):
+    """Return a list of (key, reason) for every problem in a merged configuration."""
+    errors = []
+    flat = _flatten(cfg, "", {})
+    for key in flat:
+        if key not in RULES:
+            errors.append((key, "unknown key"))
+    for key in RULES:
+        if key not in flat:
+            errors.append((key, "missing"))
+            continue
+        if key in SECRET_KEYS:
+            # Report what is wrong with a secret without its value.
+            found = []
+            _check(key, flat[key], RULES[key], found)
+            errors.extend((k, "invalid (%s; value not shown)" % r.split(",")[0]) for k, r in found)
+            continue
+        _check(key, flat[key], RULES[key], errors)
+    _check_device_id(flat.get("device_id"), errors)
+    d = cfg.get("dht") if isinstance(cfg.get("dht"), dict) else {}
+    for lo, hi in (("temp_low", "temp_high"), ("rh_low", "rh_high")):
+        a, b = d.get(lo), d.get(hi)
+        if _is_num(a) and _is_num(b) and not a < b:
+            errors.append(("dht." + lo, "must be below dht.%s (%r), got %r" % (hi, b, a)))
+    _check_early(flat, cfg, errors)
+    return errors
+
+
+def _check_early(flat, cfg, errors):
+    # The early-warning limits must still leave a range: low + margin < high - margin.
+    ranges = []
+    probes = cfg.get("probes")
+    if isinstance(probes, list):
+        for i, p in enumerate(probes):
+            if isinstance(p, dict):
+                ranges.append(("probes[%d]" % i, p.get("low"), p.get("high"), "alarm.early_margin_c"))
+    d = cfg.get("dht") if isinstance(cfg.get("dht"), dict) else {}
+    ranges.append(("dht.temp", d.get("temp_low"), d.get("temp_high"), "alarm.early_margin_c"))
+    ranges.append(("dht.rh", d.get("rh_low"), d.get("rh_high"), "alarm.early_margin_rh"))
+    for key, low, high, margin_key in ranges:
+        m = flat.get(margin_key)
+        if _is_num(low) and _is_num(high) and _is_num(m) and low < high and not low + m < high - m:
+            errors.append((margin_key, "%r leaves no range between %s low %r and high %r" % (m, key, low, high)))
+
+
+def _check_device_id(dev, errors):
+    # The id is a level of every MQTT topic, so it must not contain topic syntax.
+    if isinstance(dev, str):
+        for c in dev:
+            if c in "/+#" or c <= " ":
+                errors.append(("device_id", "must not contain '/', '+', '#', spaces or control characters, got %r" % dev))
+                return
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def load(path=CONFIG_PATH, good_path=GOOD_PATH):
+    """Load, merge and validate the configuration.
+
+    Returns (config, errors, source): errors lists (key, reason) pairs for what
+    was wrong with the file at path, and source is "file", "last-good" or
+    "defaults" to tell which configuration is in force.
+    """
+    errors = []
+    try:
+        patch = _read_json(path)
+        if not isinstance(patch, dict):
+            errors.append((path, "must contain a JSON object, got %s" % type(patch).__name__))
+    except OSError:
+        # No file is not an error: a new device runs on the defaults.
+        patch = {}
+    except ValueError as e:
+        errors.append((path, "invalid JSON (%s)" % e))
+
+    if not errors:
+        cfg = merge(DEFAULTS, patch)
+        errors = validate(cfg)
+        if not errors:
+            _save_good(patch, good_path)
+            return cfg, [], "file"
+
+    try:
+        cfg = merge(DEFAULTS, _read_json(good_path))
+        if not validate(cfg):
+            return cfg, errors, "last-good"
+    except (OSError, ValueError):
+        pass
+    return merge(DEFAULTS, {}), errors, "defaults"
+
+
+def _save_good(patch, good_path):
+    # Keep a copy of the last configuration that passed validation, written to
+    # a temporary file first so a power cut never leaves a half-written copy.
+    text = json.dumps(patch)
+    try:
+        with open(good_path) as f:
+            if f.read() == text:
+                return
+    except OSError:
+        pass
+    try:
+        import os
+
+        tmp = good_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, good_path)
+    except OSError:
+        pass

@@ -1,0 +1,129 @@
+# Remote commands and live configuration changes, loaded with firmware.remote for each message
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+#
+# Kept out of firmware/app.py so that its bytecode is in the heap only while a
+# remote message is handled. Each function takes the running Terminal.
+
+import gc
+import time
+from micropython import const
+
+from firmware import alarms as _alarms
+from firmware import log
+from firmware.remote import RemoteError
+
+_RESET_DELAY_MS = const(3000)  # time for the reply to leave before a requested restart
+
+_log = log.get("app")
+
+
+def commands(term):
+    """Return the command table firmware.remote.Remote calls: name -> fn(args) -> result dict."""
+    return {
+        "trip_start": lambda args: cmd_trip_start(term, args),
+        "trip_end": lambda args: cmd_trip_end(term, args),
+        "ack": lambda args: cmd_ack(term, args),
+        "flush": lambda args: cmd_flush(term, args),
+        "reboot": lambda args: cmd_reboot(term, args),
+        "selftest": lambda args: cmd_selftest(term, args),
+    }
+
+
+# Settings the running terminal takes over without a restart.
+_LIVE_PREFIXES = ("alarm.", "zones", "route.", "interval_s", "alarm_interval_s", "dht.temp_", "dht.rh_",
+                  "remote.", "version")
+
+
+def live_key(key, old, new):
+    for p in _LIVE_PREFIXES:
+        if key.startswith(p):
+            return True
+    if key == "probes":
+        # New limits are live; other probe changes rebuild the channels.
+        a, b = old["probes"], new["probes"]
+        if len(a) != len(b):
+            return False
+        for i in range(len(a)):
+            if a[i]["rom"] != b[i]["rom"] or a[i]["name"] != b[i]["name"]:
+                return False
+        return True
+    return False
+
+
+def trip_summary(term):
+    out = {}
+    for name in term.alarms.channels:
+        out[name] = term.alarms.channels[name].out_ms // 1000
+    return {"trip": term.alarms.trip_id, "type": _alarms.TRIP_TYPES[term.alarms.trip], "out_of_range_s": out}
+
+def apply_config(term, new_cfg, changed):
+    """Put a validated configuration in force; return "live" or "restart"."""
+    restart = []
+    for key in changed:
+        if not live_key(key, term.cfg, new_cfg):
+            restart.append(key)
+    term.cfg = new_cfg
+    term.uplink.send("config", term.remote.config_text(), True)
+    if restart:
+        _log.warning("configuration changed (%s); restarting to apply it", ", ".join(restart))
+        term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
+        return "restart"
+    term.alarms.configure(new_cfg)
+    _log.info("configuration applied: %s", ", ".join(changed))
+    return "live"
+
+def cmd_trip_start(term, args):
+    if term.alarms.trip:
+        raise RemoteError("trip %s is running; end it first" % term.alarms.trip_id)
+    now = time.ticks_ms()
+    kind = _alarms.TRIP_TYPES.index(args["type"])
+    term.alarms.trip_start(kind, args["trip"], now)
+    term.packer.set_trip(args["trip"])
+    term.save_trip(now)
+    term.record_event("trip_start", now, {"trip": args["trip"], "type": args["type"]})
+    return {"trip": args["trip"], "type": args["type"], "early_s": term.alarms.early_left_ms(now) // 1000}
+
+def cmd_trip_end(term, args):
+    if not term.alarms.trip:
+        raise RemoteError("no trip is running")
+    now = time.ticks_ms()
+    summary = trip_summary(term)
+    term.alarms.trip_end(now)
+    term.packer.set_trip(None)
+    term.save_trip(now)
+    term.record_event("trip_end", now, summary)
+    return summary
+
+def cmd_ack(term, args):
+    done = term.alarms.ack(args["alarm"], time.ticks_ms())
+    if not done:
+        raise RemoteError("no active, unacknowledged alarm matches %r" % args["alarm"])
+    return {"acknowledged": done}
+
+def cmd_flush(term, args):
+    term.store.flush()
+    term.store.save_positions()
+    return {"queued": term.store.depth()}
+
+def cmd_reboot(term, args):
+    term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
+    return {"in_s": _RESET_DELAY_MS // 1000}
+
+def cmd_selftest(term, args):
+    p = term.probes
+    probes = {}
+    for i in range(len(p.names)):
+        v = p.value_mc[i]
+        probes[p.names[i]] = {"state": p.state[i], "c": None if v is None else v / 1000}
+    out = {"probes": probes, "unknown_probes": list(p.extra), "alarms": term.alarms.active_keys(),
+           "queued": term.store.depth(), "dropped": term.store.dropped(), "heap_free": gc.mem_free(),
+           "config_version": term.cfg["version"], "clock_set": term.clock.unix_ms_at(time.ticks_ms()) is not None}
+    h = term.humidity
+    if h is not None:
+        out["dht"] = {"state": h.state, "c": None if h.temp_mc is None else h.temp_mc / 1000,
+                      "rh": None if h.rh_mrh is None else h.rh_mrh / 1000}
+    g = term.gnss
+    if g is not None:
+        out["gnss"] = {"fix": g.has_fix(), "age_ms": g.fix_age_ms(), "sentences": g.parser.counters()}
+    return out
+

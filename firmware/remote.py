@@ -1,0 +1,440 @@
+# Remote configuration and commands over MQTT: config/set, config/get and cmd messages and their replies
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+#
+# Usage (docs/remote.md describes the topics and every field):
+#   r = Remote(cfg, patch, cfg["remote"]["key"], apply, commands)
+#   reply = r.handle("config/set", payload, retained, size)  # JSON for <prefix>/<device>/reply, or None
+#   text = r.config_text()                                    # JSON for <prefix>/<device>/config (retained)
+#
+# Both return the JSON text as a bytearray, allocated once at its final size.
+# NOTE: the imported module takes about 12 KB of heap on the 64-bit unix port
+# (measured from .mpy), so an app short of heap should drop it between messages.
+#
+# A change is validated as a whole and written to flash before it is put in
+# force, so a rejected message or a failed write changes nothing. Commands are
+# looked up in COMMANDS and the app's commands dict: nothing runs as code.
+
+import gc
+import hashlib
+import json
+import os
+from binascii import hexlify
+from time import ticks_diff, ticks_ms
+
+from micropython import const
+
+from firmware import config, log
+
+_log = log.get("remote")
+
+KINDS = ("config/set", "config/get", "cmd")
+_MESSAGE_MAX_BYTES = const(4096)  # the MQTT client skips longer messages unread (firmware/mqtt.py)
+_DEPTH_MAX = const(8)
+_VALUES_MAX = const(600)
+_ID_MAX_CHARS = const(32)
+_AUTH_LOG_MS = const(10000)  # at most one log line per 10 s for rejected signatures
+_FIXED_KEYS = ("device_id", "version")
+_FIELDS = {"config/set": ("id", "ctr", "set"), "config/get": ("id", "ctr"), "cmd": ("id", "ctr", "cmd", "args")}
+
+# Command name -> {argument: rule}. Every argument is required. A rule is
+# ("str", min length, max length) or ("choice", allowed values).
+COMMANDS = {
+    "trip_start": {"trip": ("str", 1, 32), "type": ("choice", ("cold_chain", "hazmat"))},
+    "trip_end": {},
+    "ack": {"alarm": ("str", 1, 64)},
+    "flush": {},
+    "reboot": {},
+    "selftest": {},
+}
+
+# Characters with a short JSON escape, and the letter after the backslash.
+_ESCAPED = '\b\f\n\r\t"\\'
+_ESCAPE_LETTERS = 'bfnrt"\\'
+
+
+class RemoteError(Exception):
+    """Failure of a remote command, with the reason that goes into the reply."""
+
+
+def _quote(s, write):
+    # A JSON string as CPython's json.dumps writes it (ensure_ascii), so that a
+    # backend recomputes the same hash: non-ASCII characters become \uXXXX escapes.
+    for c in s:
+        if not " " <= c <= "~" or c == '"' or c == "\\":
+            break
+    else:
+        write('"')
+        write(s)
+        write('"')
+        return
+    write('"')
+    for c in s:
+        n = ord(c)
+        i = _ESCAPED.find(c)
+        if i >= 0:
+            write("\\" + _ESCAPE_LETTERS[i])
+        elif 0x20 <= n < 0x7F:
+            write(c)
+        elif n > 0xFFFF:
+            n -= 0x10000
+            write("\\u%04x\\u%04x" % (0xD800 + (n >> 10), 0xDC00 + (n & 0x3FF)))
+        else:
+            write("\\u%04x" % n)
+    write('"')
+
+
+def _members(pairs, write):
+    # A JSON object with the (key, value) pairs in the given order.
+    write("{")
+    for i, (k, v) in enumerate(pairs):
+        if i:
+            write(",")
+        _quote(k, write)
+        write(":")
+        _dump(v, write)
+    write("}")
+
+
+def _dump(value, write):
+    # Canonical JSON: object keys sorted, no spaces, numbers as the interpreter
+    # prints them. MicroPython's json.dumps cannot sort keys, hence this serializer.
+    # The text goes piece by piece to write(), so no list of pieces takes heap.
+    if isinstance(value, dict):
+        _members(((k, value[k]) for k in sorted(value)), write)
+    elif isinstance(value, (list, tuple)):
+        write("[")
+        for i, v in enumerate(value):
+            if i:
+                write(",")
+            _dump(v, write)
+        write("]")
+    elif isinstance(value, str):
+        _quote(value, write)
+    elif value is None or isinstance(value, (bool, int, float)):
+        write(json.dumps(value))
+    else:
+        _quote(str(value), write)
+
+
+class _Writer:
+    # The first pass only counts (view None). The second fills one bytearray of
+    # that size, which the MQTT client sends after the packet header without
+    # copying it when it is long. Every piece is ASCII, so characters and bytes
+    # count the same.
+    n = 0
+    view = None
+
+    def write(self, s):
+        if self.view is not None:
+            self.view[self.n : self.n + len(s)] = s.encode()
+        self.n += len(s)
+
+
+def _text(emit, value):
+    w = _Writer()
+    emit(value, w.write)
+    gc.collect()
+    data = bytearray(w.n)
+    w.view = memoryview(data)
+    w.n = 0
+    emit(value, w.write)
+    return data
+
+
+def canonical(value):
+    """Return the canonical JSON text of value: json.dumps(value, sort_keys=True, separators=(",", ":")) in CPython."""
+    return _text(_dump, value).decode()
+
+
+def _object(pairs):
+    return _text(_members, pairs)
+
+
+def config_hash(cfg):
+    """Return the first 16 hex digits of the SHA-256 of the canonical text of the redacted cfg."""
+    h = hashlib.sha256()
+    _dump(config.redacted(cfg), h.update)
+    return hexlify(h.digest()[:8]).decode()
+
+
+def scan(data):
+    """Return why data is too deeply nested or has too many values for json.loads, or None."""
+    # Counts outside strings only. Each comma, colon and opening bracket starts
+    # at most one value, so their count bounds the number of values from above.
+    depth = 0
+    values = 1
+    in_string = False
+    escaped = False
+    for b in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:  # quote
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b == 0x7B or b == 0x5B:  # { [
+            depth += 1
+            values += 1
+            if depth > _DEPTH_MAX:
+                return "nested deeper than %d levels" % _DEPTH_MAX
+        elif b == 0x7D or b == 0x5D:  # } ]
+            depth -= 1
+        elif b == 0x2C or b == 0x3A:  # , :
+            values += 1
+    if values > _VALUES_MAX:
+        return "up to %d values (counted by commas, colons and brackets), more than the limit of %d" % (
+            values, _VALUES_MAX)
+    return None
+
+
+def _changed(old, new, prefix, out):
+    # Dotted key paths whose value differs; lists count as one value.
+    for k in new:
+        a = old.get(k)
+        if isinstance(a, dict) and isinstance(new[k], dict):
+            _changed(a, new[k], prefix + k + ".", out)
+        elif k not in old or a != new[k]:
+            out.append(prefix + k)
+    return out
+
+
+def _check_arg(key, v, rule, errors):
+    if rule[0] == "choice":
+        if not isinstance(v, str) or v not in rule[1]:
+            errors.append((key, "must be one of %s, got %r" % ("/".join(rule[1]), v)))
+    elif not isinstance(v, str):
+        errors.append((key, "must be a string, got %r" % (v,)))
+    elif not rule[1] <= len(v) <= rule[2]:
+        errors.append((key, "length must be %d..%d, got %d" % (rule[1], rule[2], len(v))))
+
+
+class Remote:
+    """The config/set, config/get and cmd handler of one terminal."""
+
+    def __init__(self, cfg, patch, key_hex, apply, commands, config_path="/config.json",
+                 counter_path="/auth_counter"):
+        self.cfg = cfg
+        self.patch = patch
+        self._apply = apply
+        self._commands = commands or {}
+        self._config_path = config_path
+        self._counter_path = counter_path
+        self._use_key(key_hex)
+        self.version = cfg.get("version", 0)
+        self.hash = config_hash(cfg)
+        self.events = []
+        self.auth_failures = 0
+        self._auth_logged_ms = None
+
+    def _use_key(self, key_hex):
+        # firmware.signing is loaded only on a terminal that has a key.
+        self._verifier = None
+        if key_hex:
+            from firmware.signing import Verifier
+
+            self._verifier = Verifier(bytes.fromhex(key_hex), self._counter_path)
+
+    def config_text(self):
+        """Return the retained config document (JSON in a bytearray): version, hash and the redacted configuration."""
+        return _object([("version", self.version), ("hash", self.hash), ("config", config.redacted(self.cfg))])
+
+    def handle(self, kind, payload, retained=False, size=0):
+        """Handle one message of a kind in KINDS; return the reply (JSON in a bytearray), or None when none is due."""
+        # payload None means the MQTT client skipped a message of size bytes as too long.
+        if kind not in KINDS:
+            raise RemoteError("unknown message kind %r" % (kind,))
+        self.events = []
+        if payload is not None:
+            size = len(payload)
+        # Validation needs a few blocks of about 1 KB: free what the firmware left since the last collection.
+        gc.collect()
+        try:
+            return self._handle(kind, payload, retained, size)
+        except MemoryError as e:
+            # Nothing is in force before the last step of a change, so the version
+            # and hash in this reply tell the sender whether anything changed.
+            gc.collect()
+            _log.exc(e, "out of memory handling a %d-byte %s message", size, kind)
+            return self._error(kind, None, [("message", "out of memory handling a %d-byte message" % size)])
+
+    def _handle(self, kind, payload, retained, size):
+        if payload is None:
+            return self._error(kind, None, [("message", "message of %d bytes is longer than the limit of %d"
+                                             " and was skipped unread" % (size, _MESSAGE_MAX_BYTES))])
+        if not payload:
+            if kind != "config/get":
+                return None  # an empty payload clears a retained message at the broker
+            payload = b"{}"
+        problem = scan(payload)
+        if problem:
+            return self._error(kind, None, [("message", problem)])
+
+        signed = self._verifier is not None and kind != "config/get"
+        if signed:
+            from firmware.signing import ReplayError, SigningError
+
+            try:
+                message = self._verifier.verify(payload)
+            except ReplayError as e:
+                if retained and e.counter == e.last_counter:
+                    # The broker delivers a retained message again at every connect.
+                    return None
+                return self._reject(kind, str(e))
+            except SigningError as e:
+                return self._reject(kind, str(e))
+        else:
+            try:
+                message = json.loads(payload)
+            except ValueError:
+                return self._error(kind, None, [("message", "invalid JSON")])
+            if not isinstance(message, dict):
+                return self._error(kind, None, [("message", "must be a JSON object, got %s" % type(message).__name__)])
+
+        ident = message.get("id")
+        if ident is not None and not (isinstance(ident, int) and not isinstance(ident, bool) or
+                                      isinstance(ident, str) and 1 <= len(ident) <= _ID_MAX_CHARS):
+            return self._error(kind, None, [("id", "must be a string of 1..%d characters or an integer, got %r"
+                                             % (_ID_MAX_CHARS, ident))])
+        errors = [(k, "unknown field") for k in message if k not in _FIELDS[kind]]
+        if kind == "config/set":
+            return self._set(message, ident, errors, retained and not signed)
+        if kind == "cmd":
+            return self._cmd(message, ident, errors)
+        if errors:
+            return self._error(kind, ident, errors)
+        return _object([("id", ident), ("ok", True), ("topic", kind), ("version", self.version),
+                        ("hash", self.hash), ("config", config.redacted(self.cfg))])
+
+    def _set(self, message, ident, errors, quiet):
+        change = message.get("set")
+        if not isinstance(change, dict):
+            errors.append(("set", "must be an object of the keys to change, got %r" % (change,)))
+            change = {}
+        for key in _FIXED_KEYS:
+            if key in change:
+                errors.append((key, "cannot be set remotely"))
+        patch = config.merge(self.patch, {k: change[k] for k in change if k not in _FIXED_KEYS})
+        new_cfg = config.merge(config.DEFAULTS, patch)
+        errors.extend(config.validate(new_cfg))
+        if errors:
+            self.events.append(("config_rejected", {"errors": ["%s: %s" % e for e in errors]}))
+            _log.warning("config/set (id %r) rejected with %d errors, first %s: %s", ident, len(errors), *errors[0])
+            return self._error("config/set", ident, errors)
+
+        keys = _changed(self.cfg, new_cfg, "", [])
+        if not keys:
+            # An unsigned retained set arrives again at every connect: no reply then.
+            return None if quiet else self._set_ok(ident, "unchanged")
+
+        # The new state is computed before config.json is replaced, so that a
+        # MemoryError leaves the old configuration in force on flash and in RAM.
+        version = self.version + 1
+        patch["version"] = version
+        new_cfg["version"] = version
+        new_hash = config_hash(new_cfg)
+        try:
+            self._write(patch)
+        except OSError as e:
+            _log.error("cannot write %s: %s", self._config_path, e)
+            return self._error("config/set", ident, [("file", "cannot write %s: %s; nothing changed"
+                                                      % (self._config_path, e))])
+
+        key_changed = new_cfg["remote"]["key"] != self.cfg["remote"]["key"]
+        self.patch = patch
+        self.cfg = new_cfg
+        self.version = version
+        self.hash = new_hash
+        if key_changed:
+            self._use_key(new_cfg["remote"]["key"])
+        try:
+            applied = self._apply(new_cfg, keys) if self._apply else "restart"
+        except Exception as e:
+            # The configuration is on flash, so the next start uses it.
+            _log.exc(e, "applying config version %d failed; it takes effect at the next restart", version)
+            applied = "restart"
+        self.events.append(("config_applied", {"version": version, "hash": new_hash, "keys": keys,
+                                               "applied": applied}))
+        _log.info("config version %d (%s) applied %s: %s", version, new_hash, applied, " ".join(keys))
+        return self._set_ok(ident, applied)
+
+    def _set_ok(self, ident, applied):
+        return _object([("id", ident), ("ok", True), ("topic", "config/set"), ("version", self.version),
+                        ("hash", self.hash), ("applied", applied)])
+
+    def _write(self, patch):
+        # Streamed into a temporary file, then renamed, so a power cut leaves
+        # the old or the new config.json, never half of one.
+        temp = self._config_path + ".tmp"
+        try:
+            with open(temp, "w") as f:
+                _dump(patch, f.write)
+            os.rename(temp, self._config_path)
+        except (OSError, MemoryError):
+            try:
+                os.remove(temp)
+            except OSError:
+                pass
+            raise
+
+    def _cmd(self, message, ident, errors):
+        name = message.get("cmd")
+        args = message.get("args", {})
+        rules = COMMANDS.get(name) if isinstance(name, str) else None
+        if rules is None:
+            errors.append(("cmd", "unknown command %r; known: %s" % (name, ", ".join(sorted(COMMANDS)))))
+        elif not isinstance(args, dict):
+            errors.append(("args", "must be an object, got %r" % (args,)))
+        else:
+            for k in args:
+                if k not in rules:
+                    errors.append(("args." + k, "unknown argument"))
+            for k in rules:
+                if k not in args:
+                    errors.append(("args." + k, "missing"))
+                else:
+                    _check_arg("args." + k, args[k], rules[k], errors)
+            if not errors and name not in self._commands:
+                errors.append(("cmd", "%s is not available on this terminal" % name))
+        if not isinstance(name, str):
+            name = None
+
+        result = None
+        if not errors:
+            try:
+                result = self._commands[name](args)
+            except RemoteError as e:
+                errors.append(("cmd", str(e)))
+            except Exception as e:
+                _log.exc(e, "command %s failed", name)
+                errors.append(("cmd", "%s failed: %r" % (name, e)))
+        self.events.append(("command", {"cmd": name, "ok": not errors}))
+        if errors:
+            return self._error("cmd", ident, errors, name)
+        return _object([("id", ident), ("ok", True), ("topic", "cmd"), ("cmd", name),
+                        ("result", {} if result is None else result)])
+
+    def _error(self, kind, ident, errors, name=None):
+        pairs = [("id", ident), ("ok", False), ("topic", kind)]
+        if kind == "cmd":
+            pairs.append(("cmd", name))
+        else:
+            pairs.append(("version", self.version))
+            pairs.append(("hash", self.hash))
+        pairs.append(("errors", [{"key": k, "reason": r} for k, r in errors]))
+        return _object(pairs)
+
+    def _reject(self, kind, reason):
+        # The id of a message that failed authentication is not trusted, so it is not echoed.
+        self.auth_failures += 1
+        now = ticks_ms()
+        # One log line and one record per 10 s at most, so a flood of forged
+        # messages cannot fill the log or wear the flash.
+        if self._auth_logged_ms is None or ticks_diff(now, self._auth_logged_ms) >= _AUTH_LOG_MS:
+            self._auth_logged_ms = now
+            _log.warning("%s rejected: %s (%d rejected so far)", kind, reason, self.auth_failures)
+            self.events.append(("auth_rejected", {"topic": kind, "reason": reason, "rejected": self.auth_failures}))
+        return _object([("id", None), ("ok", False), ("topic", kind),
+                        ("errors", [{"key": "auth", "reason": reason}])])
