@@ -30,7 +30,7 @@ test-unit: $(STAMP)
 
 test-e2e: $(STAMP)
 	bash tools/ensure_mosquitto.sh
-	$(PY) -m pytest -q tests/e2e
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/e2e
 
 # Both parts always run; the target fails when either failed.
 test: $(STAMP)

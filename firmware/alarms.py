@@ -397,10 +397,10 @@ class Alarms:
             middle = (ch.high_m + ch.low_m) // 20  # in 0.01 unit, like fit
         limit = None
         if num > 0 and recent > 0 and ch.high_m is not None and ch.high.state == NORMAL:
-            if middle is None or pts[_TREND_POINTS - 1] >= middle:
+            if middle is None or pts[_TREND_POINTS - 1] > middle:
                 limit = ch.high_m
         elif num < 0 and recent < 0 and ch.low_m is not None and ch.low.state == NORMAL:
-            if middle is None or pts[_TREND_POINTS - 1] <= middle:
+            if middle is None or pts[_TREND_POINTS - 1] < middle:
                 limit = ch.low_m
         eta_s = -1
         if limit is not None:

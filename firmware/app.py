@@ -254,13 +254,22 @@ class Terminal:
                 patch = json.load(f)
         except (OSError, ValueError):
             pass
-        from firmware import control
-
+        commands = {}
+        for name in _COMMANDS:
+            commands[name] = lambda args, name=name: self._control(name, args)
         r = self.remote = Remote(self.cfg, patch if isinstance(patch, dict) else {}, self.cfg["remote"]["key"],
-                                 lambda cfg, changed: control.apply_config(self, cfg, changed), control.commands(self))
+                                 lambda cfg, changed: self._control("apply", (cfg, changed)), commands)
         # The rejection count and log limit outlive the module.
         r.auth_failures, r._auth_logged_ms = self._auth_state
         return r
+
+    def _control(self, name, args):
+        # firmware.control is loaded only when a command runs or a change is applied.
+        from firmware import control
+
+        if name == "apply":
+            return control.apply_config(self, args[0], args[1])
+        return control.COMMANDS[name](self, args)
 
     def _drop_remote(self):
         r = self.remote
@@ -420,6 +429,9 @@ class Terminal:
             # On a crash or Ctrl-C, the records still in RAM go to flash first.
             self.store.flush()
             self.store.save_positions()
+
+
+_COMMANDS = ("trip_start", "trip_end", "ack", "flush", "reboot", "selftest")
 
 
 def _task_exception(loop, context):

@@ -13,17 +13,39 @@ from firmware.config import CONFIG_PATH, DEFAULTS, GOOD_PATH, RULES, SECRET_KEYS
 _PROBE_KEYS = ("rom", "name", "low", "high")
 
 
-def _flatten(d, prefix, out):
+def _unknown(d, prefix, errors):
+    # Report keys of d that RULES does not know. A dict is walked into when some
+    # rule lies below it; no flat copy of the configuration is made, because at
+    # run time the heap may lack one free block large enough for its table.
     for k in d:
         v = d[k]
         key = prefix + k
-        if isinstance(v, dict) and key + "." not in RULES and any(
-            r.startswith(key + ".") for r in RULES
-        ):
-            _flatten(v, key + ".", out)
+        if key in RULES:
+            continue
+        if isinstance(v, dict) and _has_rules_below(key + "."):
+            _unknown(v, key + ".", errors)
         else:
-            out[key] = v
-    return out
+            errors.append((key, "unknown key"))
+
+
+def _has_rules_below(prefix):
+    for r in RULES:
+        if r.startswith(prefix):
+            return True
+    return False
+
+
+_MISSING = object()
+
+
+def _lookup(cfg, key):
+    # The value at a dotted key, or _MISSING.
+    v = cfg
+    for part in key.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return _MISSING
+        v = v[part]
+    return v
 
 
 def _is_num(v):
@@ -212,32 +234,30 @@ def _check_zones(key, zones, hi, errors):
 def validate(cfg):
     """Return a list of (key, reason) for every problem in a merged configuration."""
     errors = []
-    flat = _flatten(cfg, "", {})
-    for key in flat:
-        if key not in RULES:
-            errors.append((key, "unknown key"))
+    _unknown(cfg, "", errors)
     for key in RULES:
-        if key not in flat:
+        value = _lookup(cfg, key)
+        if value is _MISSING:
             errors.append((key, "missing"))
             continue
         if key in SECRET_KEYS:
             # Report what is wrong with a secret without its value.
             found = []
-            _check(key, flat[key], RULES[key], found)
+            _check(key, value, RULES[key], found)
             errors.extend((k, "invalid (%s; value not shown)" % r.split(",")[0]) for k, r in found)
             continue
-        _check(key, flat[key], RULES[key], errors)
-    _check_device_id(flat.get("device_id"), errors)
+        _check(key, value, RULES[key], errors)
+    _check_device_id(cfg.get("device_id"), errors)
     d = cfg.get("dht") if isinstance(cfg.get("dht"), dict) else {}
     for lo, hi in (("temp_low", "temp_high"), ("rh_low", "rh_high")):
         a, b = d.get(lo), d.get(hi)
         if _is_num(a) and _is_num(b) and not a < b:
             errors.append(("dht." + lo, "must be below dht.%s (%r), got %r" % (hi, b, a)))
-    _check_early(flat, cfg, errors)
+    _check_early(cfg, errors)
     return errors
 
 
-def _check_early(flat, cfg, errors):
+def _check_early(cfg, errors):
     # The early-warning limits must still leave a range: low + margin < high - margin.
     ranges = []
     probes = cfg.get("probes")
@@ -249,7 +269,7 @@ def _check_early(flat, cfg, errors):
     ranges.append(("dht.temp", d.get("temp_low"), d.get("temp_high"), "alarm.early_margin_c"))
     ranges.append(("dht.rh", d.get("rh_low"), d.get("rh_high"), "alarm.early_margin_rh"))
     for key, low, high, margin_key in ranges:
-        m = flat.get(margin_key)
+        m = _lookup(cfg, margin_key)
         if _is_num(low) and _is_num(high) and _is_num(m) and low < high and not low + m < high - m:
             errors.append((margin_key, "%r leaves no range between %s low %r and high %r" % (m, key, low, high)))
 

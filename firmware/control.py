@@ -17,18 +17,6 @@ _RESET_DELAY_MS = const(3000)  # time for the reply to leave before a requested 
 _log = log.get("app")
 
 
-def commands(term):
-    """Return the command table firmware.remote.Remote calls: name -> fn(args) -> result dict."""
-    return {
-        "trip_start": lambda args: cmd_trip_start(term, args),
-        "trip_end": lambda args: cmd_trip_end(term, args),
-        "ack": lambda args: cmd_ack(term, args),
-        "flush": lambda args: cmd_flush(term, args),
-        "reboot": lambda args: cmd_reboot(term, args),
-        "selftest": lambda args: cmd_selftest(term, args),
-    }
-
-
 # Settings the running terminal takes over without a restart.
 _LIVE_PREFIXES = ("alarm.", "zones", "route.", "interval_s", "alarm_interval_s", "dht.temp_", "dht.rh_",
                   "remote.", "version")
@@ -56,6 +44,7 @@ def trip_summary(term):
         out[name] = term.alarms.channels[name].out_ms // 1000
     return {"trip": term.alarms.trip_id, "type": _alarms.TRIP_TYPES[term.alarms.trip], "out_of_range_s": out}
 
+
 def apply_config(term, new_cfg, changed):
     """Put a validated configuration in force; return "live" or "restart"."""
     restart = []
@@ -72,6 +61,7 @@ def apply_config(term, new_cfg, changed):
     _log.info("configuration applied: %s", ", ".join(changed))
     return "live"
 
+
 def cmd_trip_start(term, args):
     if term.alarms.trip:
         raise RemoteError("trip %s is running; end it first" % term.alarms.trip_id)
@@ -82,6 +72,7 @@ def cmd_trip_start(term, args):
     term.save_trip(now)
     term.record_event("trip_start", now, {"trip": args["trip"], "type": args["type"]})
     return {"trip": args["trip"], "type": args["type"], "early_s": term.alarms.early_left_ms(now) // 1000}
+
 
 def cmd_trip_end(term, args):
     if not term.alarms.trip:
@@ -94,20 +85,24 @@ def cmd_trip_end(term, args):
     term.record_event("trip_end", now, summary)
     return summary
 
+
 def cmd_ack(term, args):
     done = term.alarms.ack(args["alarm"], time.ticks_ms())
     if not done:
         raise RemoteError("no active, unacknowledged alarm matches %r" % args["alarm"])
     return {"acknowledged": done}
 
+
 def cmd_flush(term, args):
     term.store.flush()
     term.store.save_positions()
     return {"queued": term.store.depth()}
 
+
 def cmd_reboot(term, args):
     term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
     return {"in_s": _RESET_DELAY_MS // 1000}
+
 
 def cmd_selftest(term, args):
     p = term.probes
@@ -127,3 +122,13 @@ def cmd_selftest(term, args):
         out["gnss"] = {"fix": g.has_fix(), "age_ms": g.fix_age_ms(), "sentences": g.parser.counters()}
     return out
 
+
+# Command name -> function(term, args); firmware.remote has checked the name and the arguments.
+COMMANDS = {
+    "trip_start": cmd_trip_start,
+    "trip_end": cmd_trip_end,
+    "ack": cmd_ack,
+    "flush": cmd_flush,
+    "reboot": cmd_reboot,
+    "selftest": cmd_selftest,
+}

@@ -96,6 +96,7 @@ class DurableRecorder:
         self._prefix = "%s/%s/" % (prefix, device_id)
         self.records = []  # Arrival objects, in arrival order
         self.statuses = []  # (monotonic_s, retain, payload dict) of the status topic
+        self.configs = []  # (monotonic_s, retain, payload dict) of the retained configuration
         self.batches = []  # (message index, payload bytes, records) of each batch message
         self.errors = []  # messages that broke the payload contract, as text
         self.messages = 0
@@ -134,6 +135,10 @@ class DurableRecorder:
             return
         if kind == "status":
             self.statuses.append((now, retain, data))
+            return
+        if kind == "config":
+            # The retained configuration document, published after every connect.
+            self.configs.append((now, retain, data))
             return
         if kind == "batch":
             if not isinstance(data, list) or not data:

@@ -294,7 +294,19 @@ class Readings:
 
 
 class NoAlarms:
+    # The engine state the packer reads: no trip, nothing active.
     all = []
+    trip = 0
+    early = moving = seat_occupied = False
+    jt808_lo = jt808_hi = 0
+
+    @staticmethod
+    def update_jt808():
+        pass
+
+    @staticmethod
+    def excursion():
+        return False
 
 
 class NoClock:

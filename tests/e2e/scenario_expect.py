@@ -114,3 +114,9 @@ def firmware_heap(out):
     assert len(free) >= 5, "too few heap lines in the output"
     return total - min(free) - sim_use
 
+
+def seed_trip(state, trip_id, kind, early_left_s=0):
+    """Put a running trip in a terminal's flash folder, as the terminal leaves it for after a restart."""
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "trip.json").write_text(json.dumps({"id": trip_id, "type": kind, "early_left_s": early_left_s, "out_s": {}}))
+

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import REPO
-from scenario_expect import HEAP_BUDGET, Recorder, crossing, curve, firmware_heap, run_vterm
+from scenario_expect import HEAP_BUDGET, Recorder, crossing, curve, firmware_heap, run_vterm, seed_trip
 
 SCENARIOS = REPO / "tests" / "data" / "scenarios"
 COLD = "TRK-COLD"
@@ -70,11 +70,6 @@ class Commander:
             client.disconnect()
 
 
-def _trip_file(state, trip, kind, early_left_s):
-    state.mkdir(parents=True)
-    (state / "trip.json").write_text(json.dumps({"id": trip, "type": kind, "early_left_s": early_left_s, "out_s": {}}))
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from conftest import Mosquitto
@@ -91,7 +86,7 @@ def runs(tmp_path_factory):
         for dev, (name, trip, kind, early, schedule) in plan.items():
             sc = json.loads((SCENARIOS / name).read_text())
             state = tmp / dev
-            _trip_file(state, trip, kind, early)
+            seed_trip(state, trip, kind, early)
             rec = Recorder(broker.port, "fleet/%s/#" % dev)
             cmd = Commander(broker.port, dev, rec, schedule)
             entry = out[dev] = {"sc": sc, "rec": rec, "cmd": cmd, "trip": trip}

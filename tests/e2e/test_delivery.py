@@ -37,6 +37,7 @@ import pynmea2
 from conftest import REPO, free_port, micropython_bin
 from delivery import DurableRecorder, check_batches, check_complete, dedupe, highest_seqs
 from faults import Blackhole, CutProxy, RestartableMosquitto, VtermProcess
+from scenario_expect import seed_trip
 
 SCENARIO = REPO / "tests" / "data" / "scenarios" / "delivery.json"
 LATE_GNSS = REPO / "tests" / "data" / "scenarios" / "delivery-late-gnss.json"
@@ -543,6 +544,8 @@ def test_broker_restarts_during_trip(tmp_path):
     broker = RestartableMosquitto(tmp_path / "broker").start()
     rec = DurableRecorder(broker.port, PREFIX, device)
     scenario, sc = _scenario(tmp_path)
+    # A sealed cold-chain trip is running, so the door opening is an alarm.
+    seed_trip(tmp_path / "state", "LOAD-RESTART", "cold_chain")
     term = VtermProcess(broker.port, scenario, device, tmp_path / "state").start()
     restarts = []
     try:
@@ -879,6 +882,8 @@ def test_late_gnss_backdates_records(tmp_path):
     door_s = sc["inputs"]["door"][0][0]
     broker = RestartableMosquitto(tmp_path / "broker").start()
     rec = DurableRecorder(broker.port, PREFIX, device)
+    # A sealed cold-chain trip is running, so the door opening is an alarm.
+    seed_trip(tmp_path / "state", "LOAD-LATE", "cold_chain")
     term = VtermProcess(broker.port, LATE_GNSS, device, tmp_path / "state").start()
     try:
         term.wait_for(_TELEMETRY_LINE.pattern, 20)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import REPO
-from scenario_expect import HEAP_BUDGET, Recorder, capture_positions, crossing, curve, firmware_heap, run_vterm
+from scenario_expect import HEAP_BUDGET, Recorder, capture_positions, crossing, curve, firmware_heap, run_vterm, seed_trip
 
 SCENARIO = REPO / "tests" / "data" / "scenarios" / "e2e.json"
 DEVICE = "TRK-E2E"
@@ -39,10 +39,8 @@ def run(tmp_path_factory):
     timer.start()
     try:
         sc = json.loads(SCENARIO.read_text())
-        # A sealed cold-chain trip, as a terminal finds it after a restart.
-        (tmp / "state").mkdir()
-        (tmp / "state" / "trip.json").write_text(
-            json.dumps({"id": "LOAD-E2E", "type": "cold_chain", "early_left_s": 0, "out_s": {}}))
+        # A sealed cold-chain trip is running, so the door opening is an alarm.
+        seed_trip(tmp / "state", "LOAD-E2E", "cold_chain")
         rc, out = run_vterm(broker.port, SCENARIO, DEVICE, tmp / "state", sc["duration_s"])
         time.sleep(2.0)
         after = Recorder(broker.port, "fleet/%s/status" % DEVICE)
