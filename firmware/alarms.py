@@ -2,7 +2,7 @@
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 #
 # Every rule runs here, in the loop, whatever the uplink is doing. An alarm moves
-# NORMAL -> PENDING -> ACTIVE -> NORMAL; entering ACTIVE is a "raised" change,
+# NORMAL -> PENDING -> ACTIVE -> NORMAL. Entering ACTIVE is a "raised" change,
 # leaving it a "cleared" change, and an operator's acknowledgement an
 # "acknowledged" change. Each change goes to the emit callback at once.
 #
@@ -406,7 +406,7 @@ class Alarms:
         if limit is not None:
             gap = (limit + 5) // 10 - fit  # 0.01 unit to go, signed like num
             if gap == 0 or (gap > 0) == (num > 0):
-                # steps = gap / (2 num / _TREND_DEN); 16ths of a step keep precision.
+                # steps = gap / (2 num / _TREND_DEN), in 16ths of a step for precision.
                 # Beyond 65535 sixteenths the crossing counts as far away, so
                 # the product below stays a small int (spacing <= 225 s).
                 steps16 = gap * _TREND_DEN * 8 // num
@@ -709,7 +709,7 @@ class Alarms:
 #   critical  LED on; buzzer on in the first phase of every second until acknowledged
 #   warning   LED 600 ms on, 400 ms off; buzzer on one phase every 5 s until acknowledged
 #   info      LED on one phase every 2 s; buzzer silent
-# An alarm stays on the LED until it clears; an acknowledgement only silences the buzzer.
+# An alarm stays on the LED until it clears. An acknowledgement only silences the buzzer.
 INDICATE_PHASES = const(50)
 
 

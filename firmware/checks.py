@@ -15,7 +15,7 @@ _PROBE_KEYS = ("rom", "name", "low", "high")
 
 def _unknown(d, prefix, errors):
     # Report keys of d that RULES does not know. A dict is walked into when some
-    # rule lies below it; no flat copy of the configuration is made, because at
+    # rule lies below it. No flat copy of the configuration is made, because at
     # run time the heap may lack one free block large enough for its table.
     for k in d:
         v = d[k]
@@ -149,13 +149,13 @@ def _is_hex(text):
 
 _ZONE_KEYS = ("name", "type", "lat", "lon", "radius_m", "points", "stop_ok", "door_ok", "alarm")
 _ZONE_ALARMS = ("none", "inside", "outside")
-# Points of all polygons together; each costs 16 bytes of heap when loaded.
+# Points of all polygons together. Each costs about 16 bytes of heap when loaded.
 _ZONE_POINTS_MAX = 128
 _POLYGON_POINTS_MAX = 32
 
 
 def _check_points(key, points, lo, hi, errors, what):
-    # A list of [lat, lon] in decimal degrees; geometry rules are in firmware.geo.
+    # A list of [lat, lon] in decimal degrees. The geometry rules are in firmware.geo.
     if not isinstance(points, list):
         errors.append((key, "must be a list of [lat, lon] points, got %r" % (points,)))
         return

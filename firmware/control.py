@@ -23,11 +23,12 @@ _LIVE_PREFIXES = ("alarm.", "zones", "route.", "interval_s", "alarm_interval_s",
 
 
 def live_key(key, old, new):
+    """Return True when a change of key can be put in force without a restart."""
     for p in _LIVE_PREFIXES:
         if key.startswith(p):
             return True
     if key == "probes":
-        # New limits are live; other probe changes rebuild the channels.
+        # New limits apply at once. Other probe changes rebuild the channels, so they need a restart.
         a, b = old["probes"], new["probes"]
         if len(a) != len(b):
             return False
@@ -39,6 +40,7 @@ def live_key(key, old, new):
 
 
 def trip_summary(term):
+    """Return the running trip's id, type and seconds out of range per channel."""
     out = {}
     for name in term.alarms.channels:
         out[name] = term.alarms.channels[name].out_ms // 1000
@@ -123,7 +125,7 @@ def cmd_selftest(term, args):
     return out
 
 
-# Command name -> function(term, args); firmware.remote has checked the name and the arguments.
+# Command name -> function(term, args). firmware.remote has checked the name and the arguments.
 COMMANDS = {
     "trip_start": cmd_trip_start,
     "trip_end": cmd_trip_end,
