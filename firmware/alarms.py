@@ -572,8 +572,9 @@ class Alarms:
             fast = kmh is not None and kmh > self.overspeed_e2
             if o.state == ACTIVE:
                 fast = kmh is not None and kmh > self.overspeed_e2 - _OVERSPEED_HYST_KMH_E2
-            if fast:
-                o.value_m = kmh * 10
+            if fast or o.state == ACTIVE:
+                # While active the value follows the speed, so a clear carries the speed that cleared it.
+                o.value_m = kmh * 10 if kmh is not None else o.value_m
                 o.limit_m = self.overspeed_e2 * 10
             self._hold(o, fast, self.overspeed_ms, now_ms)
 

@@ -70,6 +70,7 @@ class Terminal:
         self._inbox_ready = asyncio.Event()
         self.remote = None
         self._auth_state = (0, None)
+        self._cfg_hash = None  # hash of self.cfg once firmware.remote computed it
         self.reset_at = None
 
         self._make_uplink()
@@ -217,7 +218,10 @@ class Terminal:
             if not a.trip:
                 import os
 
-                os.remove(TRIP_PATH)
+                try:
+                    os.remove(TRIP_PATH)
+                except OSError:
+                    pass  # no trip file: nothing to remove
                 return
             out = {}
             for name in a.channels:
@@ -258,7 +262,8 @@ class Terminal:
         for name in _COMMANDS:
             commands[name] = lambda args, name=name: self._control(name, args)
         r = self.remote = Remote(self.cfg, patch if isinstance(patch, dict) else {}, self.cfg["remote"]["key"],
-                                 lambda cfg, changed: self._control("apply", (cfg, changed)), commands)
+                                 lambda cfg, changed: self._control("apply", (cfg, changed)), commands,
+                                 cfg_hash=self._cfg_hash)
         # The rejection count and log limit outlive the module.
         r.auth_failures, r._auth_logged_ms = self._auth_state
         return r
@@ -275,6 +280,7 @@ class Terminal:
         r = self.remote
         if r is not None:
             self._auth_state = (r.auth_failures, r._auth_logged_ms)
+            self._cfg_hash = r.hash
         self.remote = None
         config.unload("firmware.control")
         config.unload("firmware.remote")
@@ -304,6 +310,7 @@ class Terminal:
                         self.uplink.send("reply", reply)
                 except Exception as e:
                     _log.exc(e, "remote message on %s failed", kind)
+                    gc.collect()
                 finally:
                     payload = r = None
                     self._drop_remote()

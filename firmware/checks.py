@@ -248,6 +248,7 @@ def validate(cfg):
             continue
         _check(key, value, RULES[key], errors)
     _check_device_id(cfg.get("device_id"), errors)
+    _check_topic_prefix(cfg, errors)
     d = cfg.get("dht") if isinstance(cfg.get("dht"), dict) else {}
     for lo, hi in (("temp_low", "temp_high"), ("rh_low", "rh_high")):
         a, b = d.get(lo), d.get(hi)
@@ -272,6 +273,22 @@ def _check_early(cfg, errors):
         m = _lookup(cfg, margin_key)
         if _is_num(low) and _is_num(high) and _is_num(m) and low < high and not low + m < high - m:
             errors.append((margin_key, "%r leaves no range between %s low %r and high %r" % (m, key, low, high)))
+
+
+def _check_topic_prefix(cfg, errors):
+    # Every topic starts with the prefix: a wildcard in it makes every publish
+    # invalid, and brokers reserve topics starting with '$'.
+    m = cfg.get("mqtt")
+    prefix = m.get("topic_prefix") if isinstance(m, dict) else None
+    if not isinstance(prefix, str):
+        return
+    bad = prefix.startswith("$") or prefix.startswith("/") or prefix.endswith("/") or "//" in prefix
+    for c in prefix:
+        if c in "+#" or c < " ":
+            bad = True
+    if bad:
+        errors.append(("mqtt.topic_prefix", "must not contain '+', '#' or control characters, start with '$', "
+                       "or have an empty level, got %r" % prefix))
 
 
 def _check_device_id(dev, errors):

@@ -53,15 +53,33 @@ def apply_config(term, new_cfg, changed):
     for key in changed:
         if not live_key(key, term.cfg, new_cfg):
             restart.append(key)
-    term.cfg = new_cfg
-    term.uplink.send("config", term.remote.config_text(), True)
     if restart:
-        _log.warning("configuration changed (%s); restarting to apply it", ", ".join(restart))
+        # config.json holds the change; the next start reads it.
         term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
+        term.cfg = new_cfg
+        _log.warning("configuration changed (%s); restarting to apply it", ", ".join(restart))
+        _publish_config(term)
         return "restart"
-    term.alarms.configure(new_cfg)
+    try:
+        term.alarms.configure(new_cfg)
+    except MemoryError:
+        # The file is written, so a restart puts the change in force.
+        term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
+        term.cfg = new_cfg
+        _log.error("out of memory applying the configuration; restarting to apply it")
+        return "restart"
+    term.cfg = new_cfg
     _log.info("configuration applied: %s", ", ".join(changed))
+    _publish_config(term)
     return "live"
+
+
+def _publish_config(term):
+    # The change is in force whether or not this succeeds; the document goes out again after the next connect.
+    try:
+        term.uplink.send("config", term.remote.config_text(), True)
+    except MemoryError:
+        _log.warning("out of memory publishing the configuration; it is published again after the next connect")
 
 
 def cmd_trip_start(term, args):

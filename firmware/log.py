@@ -141,15 +141,20 @@ class Logger:
 
     def exc(self, e, msg, *args):
         """Log an error with the exception's traceback (console and file)."""
-        self._emit(ERROR, msg, args)
-        if console:
-            sys.print_exception(e)
-        if _file_path:
-            import io
+        try:
+            self._emit(ERROR, msg, args)
+            if console:
+                sys.print_exception(e)
+            if _file_path:
+                import io
 
-            buf = io.StringIO()
-            sys.print_exception(e, buf)
-            write_file(buf.getvalue())
+                buf = io.StringIO()
+                sys.print_exception(e, buf)
+                write_file(buf.getvalue())
+        except MemoryError:
+            # Often called while handling a MemoryError: losing the traceback
+            # is better than raising again from the handler.
+            print("log: out of memory while logging an error")
 
 
 def get(prefix):

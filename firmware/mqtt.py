@@ -766,26 +766,35 @@ class MQTTClient:
             await self._recv_into(buf, 2)
             pid = buf[0] << 8 | buf[1]
 
-        if payload_len > _RX_MAX_BYTES:
+        payload = None
+        if payload_len <= _RX_MAX_BYTES:
+            try:
+                payload = bytearray(payload_len)
+            except MemoryError:
+                # No free block that large right now: skip the message like an
+                # oversized one, so the connection survives; the handler answers.
+                _log.warning("no memory for a %d-byte message on %s; skipped", payload_len, topic)
+        if payload is None:
             skipped = payload_len
             while skipped:
                 chunk = min(skipped, len(buf))
                 await self._recv_into(buf, chunk)
                 skipped -= chunk
-            _log.warning("skipped a %d-byte message on %s (limit %d)", payload_len, topic, _RX_MAX_BYTES)
-            payload = None
+            if payload_len > _RX_MAX_BYTES:
+                _log.warning("skipped a %d-byte message on %s (limit %d)", payload_len, topic, _RX_MAX_BYTES)
         else:
-            payload = bytearray(payload_len)
             await self._recv_into(payload, payload_len)
 
         if qos:
             await self._send(puback_packet(pid))
         self.rx_size = payload_len
         if self.on_message is not None:
-            # payload None: the message was too large and skipped; rx_size has its size,
-            # so the handler can answer with a clear error.
+            # payload None: the message was skipped (too large, or no memory for
+            # it), and rx_size has its size so the handler can answer with a clear
+            # error. Otherwise payload is a new bytearray that the handler may keep:
+            # no copy, because heap blocks of a few KB are scarce.
             try:
-                self.on_message(bytes(topic), None if payload is None else bytes(payload), retain)
+                self.on_message(bytes(topic), payload, retain)
             except Exception as e:
                 # A bug in the handler must not take the connection down.
                 _log.exc(e, "message handler failed for %s", topic)

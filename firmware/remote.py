@@ -215,7 +215,7 @@ class Remote:
     """The config/set, config/get and cmd handler of one terminal."""
 
     def __init__(self, cfg, patch, key_hex, apply, commands, config_path="/config.json",
-                 counter_path="/auth_counter"):
+                 counter_path="/auth_counter", cfg_hash=None):
         self.cfg = cfg
         self.patch = patch
         self._apply = apply
@@ -224,7 +224,8 @@ class Remote:
         self._counter_path = counter_path
         self._use_key(key_hex)
         self.version = cfg.get("version", 0)
-        self.hash = config_hash(cfg)
+        # The caller may pass the hash it kept, which saves a pass over the configuration.
+        self.hash = cfg_hash or config_hash(cfg)
         self.events = []
         self.auth_failures = 0
         self._auth_logged_ms = None
@@ -253,15 +254,22 @@ class Remote:
         gc.collect()
         try:
             return self._handle(kind, payload, retained, size)
-        except MemoryError as e:
+        except MemoryError:
             # Nothing is in force before the last step of a change, so the version
             # and hash in this reply tell the sender whether anything changed.
+            # No traceback: formatting one needs the memory that just ran out.
             gc.collect()
-            _log.exc(e, "out of memory handling a %d-byte %s message", size, kind)
-            return self._error(kind, None, [("message", "out of memory handling a %d-byte message" % size)])
+            try:
+                _log.error("out of memory handling a %d-byte %s message", size, kind)
+                return self._error(kind, None, [("message", "out of memory handling a %d-byte message" % size)])
+            except MemoryError:
+                return None
 
     def _handle(self, kind, payload, retained, size):
         if payload is None:
+            if size <= _MESSAGE_MAX_BYTES:
+                return self._error(kind, None, [("message", "no free memory to receive a %d-byte message;"
+                                                 " it was skipped unread, send it again" % size)])
             return self._error(kind, None, [("message", "message of %d bytes is longer than the limit of %d"
                                              " and was skipped unread" % (size, _MESSAGE_MAX_BYTES))])
         if not payload:

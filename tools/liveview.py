@@ -19,6 +19,17 @@ def summarize(kind, payload, retain):
         d = json.loads(payload)
     except ValueError:
         return "%-9s (not JSON) %r" % (kind, payload[:80])
+    if kind != "batch" and not isinstance(d, dict):
+        # Anyone may publish on the terminal's topics, e.g. a list on config/set.
+        return "%-9s (not a JSON object) %r" % (kind, payload[:80])
+    try:
+        return _describe(kind, d, payload, retain)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        # A message of an unexpected shape must not stop the live view.
+        return "%-9s (unexpected fields) %r" % (kind, payload[:80])
+
+
+def _describe(kind, d, payload, retain):
     if kind == "status":
         return "status    %s%s" % (d.get("state"), " (retained)" if retain else "")
     if kind == "batch":

@@ -323,6 +323,7 @@ def test_overspeed_after_duration_with_hysteresis():
     al.position(g, 12000)
     al.tick(12000)
     assert ev[-1] == ("overspeed", CLEARED, 12000)
+    assert al.overspeed.value_m == 76000, "the clear carries the speed that cleared it"
 
 
 def test_unscheduled_stop_only_on_trip():

@@ -118,3 +118,12 @@ def test_device_id_topic_characters_rejected():
         errors = dict(config.validate(config.merge(config.DEFAULTS, {"device_id": bad})))
         assert "device_id" in errors, bad
     assert config.validate(config.merge(config.DEFAULTS, {"device_id": "TRK-0042_a.b"})) == []
+
+
+def test_topic_prefix_without_topic_syntax():
+    for bad in ("fleet/#", "fl+eet", "$SYS", "/fleet", "fleet/", "a//b", "fleet\n"):
+        errors = dict(config.validate(config.merge(config.DEFAULTS, {"mqtt": {"topic_prefix": bad}})))
+        assert "mqtt.topic_prefix" in errors, bad
+        assert repr(bad) in errors["mqtt.topic_prefix"], errors
+    for good in ("fleet", "acme/fleet", "fl\u20acet"):
+        assert config.validate(config.merge(config.DEFAULTS, {"mqtt": {"topic_prefix": good}})) == [], good
