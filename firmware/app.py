@@ -285,6 +285,9 @@ class Terminal:
         config.unload("firmware.control")
         config.unload("firmware.remote")
         config.unload("firmware.signing")
+        if not self.alarms.zones and self.alarms.corridor is None:
+            # Loaded to validate zones or a route that were not put in force.
+            config.unload("firmware.geo")
         gc.collect()
 
     def _on_connect(self):

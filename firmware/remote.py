@@ -233,6 +233,7 @@ class Remote:
     def _use_key(self, key_hex):
         # firmware.signing is loaded only on a terminal that has a key.
         self._verifier = None
+        self._key_hex = key_hex
         if key_hex:
             from firmware.signing import Verifier
 
@@ -280,8 +281,10 @@ class Remote:
         if problem:
             return self._error(kind, None, [("message", problem)])
 
-        signed = self._verifier is not None and kind != "config/get"
+        signed = bool(self._key_hex) and kind != "config/get"
         if signed:
+            if self._verifier is None:
+                self._use_key(self._key_hex)
             from firmware.signing import ReplayError, SigningError
 
             try:
@@ -293,6 +296,12 @@ class Remote:
                 return self._reject(kind, str(e))
             except SigningError as e:
                 return self._reject(kind, str(e))
+            # The signature is checked: free the signing code before validation
+            # needs the memory. A key change below loads it again.
+            self._verifier = None
+            e = ReplayError = SigningError = None
+            config.unload("firmware.signing")
+            gc.collect()
         else:
             try:
                 message = json.loads(payload)
