@@ -66,7 +66,7 @@ _TREND_POINTS = const(16)
 _TREND_DEN = const(1360)
 _OVERSPEED_HYST_KMH_E2 = const(300)
 _ROUTE_CONFIRM_MS = const(10000)  # outside the corridor this long: one stray fix is not a deviation
-_DT_MAX_MS = const(60000)  # longest gap between samples counted as out-of-range time
+_DT_MAX_MS = const(60000)  # maximum gap between samples counted as out-of-range time
 _CUM_CAP_MS = const(1000000000)  # stays a small int on the ESP32
 
 _log = log.get("alarm")
@@ -387,9 +387,9 @@ class Alarms:
             total += pts[i]
         fit = total // _TREND_POINTS + num * (_TREND_POINTS - 1) // _TREND_DEN
         a = ch.trend
-        # A warning needs the last quarter of the window to head the same way,
-        # so the tail of a curve that has turned does not count, and the last
-        # reading to be on the limit's side of the range's middle, so a recovery
+        # A warning needs the last quarter of the window to head the same way, so
+        # the tail of a curve that has turned does not count. The last reading must
+        # also be on the limit's side of the range's middle, so that a recovery
         # from one limit is not a warning about the other.
         recent = pts[_TREND_POINTS - 1] - pts[_TREND_POINTS - 5]
         middle = None
@@ -706,10 +706,10 @@ class Alarms:
         self.jt808_hi = hi
 
 
-# Buzzer and LED, over a 10 s cycle of 50 phases of 200 ms, by the highest active severity:
-#   critical  LED on; buzzer on in the first phase of every second until acknowledged
-#   warning   LED 600 ms on, 400 ms off; buzzer on one phase every 5 s until acknowledged
-#   info      LED on one phase every 2 s; buzzer silent
+# Buzzer and LED patterns by the highest active severity, over a 10 s cycle of 50 phases of 200 ms.
+#   critical: LED on, buzzer on in the first phase of every second until acknowledged.
+#   warning: LED 600 ms on and 400 ms off, buzzer on one phase every 5 s until acknowledged.
+#   info: LED on one phase every 2 s, buzzer silent.
 # An alarm stays on the LED until it clears. An acknowledgement only silences the buzzer.
 INDICATE_PHASES = const(50)
 

@@ -54,7 +54,7 @@ def apply_config(term, new_cfg, changed):
         if not live_key(key, term.cfg, new_cfg):
             restart.append(key)
     if restart:
-        # config.json holds the change; the next start reads it.
+        # config.json contains the change, and the next start reads it.
         term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
         term.cfg = new_cfg
         _log.warning("configuration changed (%s); restarting to apply it", ", ".join(restart))

@@ -772,7 +772,7 @@ class MQTTClient:
                 payload = bytearray(payload_len)
             except MemoryError:
                 # No free block that large right now: skip the message like an
-                # oversized one, so the connection survives; the handler answers.
+                # oversized one, so the connection survives. The handler replies.
                 _log.warning("no memory for a %d-byte message on %s; skipped", payload_len, topic)
         if payload is None:
             skipped = payload_len
@@ -790,9 +790,9 @@ class MQTTClient:
         self.rx_size = payload_len
         if self.on_message is not None:
             # payload None: the message was skipped (too large, or no memory for
-            # it), and rx_size has its size so the handler can answer with a clear
-            # error. Otherwise payload is a new bytearray that the handler may keep:
-            # no copy, because heap blocks of a few KB are scarce.
+            # it), and rx_size has its size so the handler can reply with a clear
+            # error. Otherwise payload is a new bytearray that the handler may keep.
+            # It is not copied, because heap blocks of a few KB are scarce.
             try:
                 self.on_message(bytes(topic), payload, retain)
             except Exception as e:

@@ -9,7 +9,7 @@
 The message gets a random id, is signed with HMAC-SHA256 when a key is given
 (config/get is never signed, because the terminal replies to it without one), is
 published with QoS 1, and the reply with the same id on <prefix>/<device>/reply
-is printed as JSON on stdout. Exit status 0 when the reply says ok, 1 on
+is printed as JSON on stdout. Exit status 0 when the reply has "ok": true, 1 on
 ok:false, on a timeout or on any other error, with "remote: message" on stderr.
 """
 
@@ -29,21 +29,9 @@ _PROG = "remote"
 _CONNECT_TIMEOUT_S = 10.0
 
 
-class CommandError(Exception):
-    pass
-
-
-def parse_broker(text):
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = text, "1883"
-    try:
-        port_n = int(port)
-    except ValueError:
-        raise CommandError("--broker: invalid port %r (expected HOST:PORT)" % port)
-    if not 0 < port_n < 65536:
-        raise CommandError("--broker: port %d out of range 1..65535" % port_n)
-    return host or "127.0.0.1", port_n
+# One broker-address syntax and one error type for the host tools.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vterm import CommandError, parse_broker  # noqa: E402
 
 
 def read_key(args):

@@ -139,7 +139,7 @@ def test_runs_end_cleanly(runs, dev):
 
 @pytest.mark.parametrize("dev", [COLD, HAZ])
 def test_firmware_heap_within_budget(runs, dev):
-    # The hazmat run holds the zone and route geometry as well.
+    # The hazmat run keeps the zone and route geometry in the heap as well.
     used = firmware_heap(runs[dev]["out"])
     assert used < HEAP_BUDGET, "firmware uses %d of %d bytes" % (used, HEAP_BUDGET)
     print("%s: firmware live heap %d bytes of %d" % (dev, used, HEAP_BUDGET))
@@ -173,7 +173,8 @@ def test_early_phase_raises_at_tighter_limit(runs):
     cross = crossing(_front(e["sc"]), early_limit, rising=True)
     raised = _one(e, "temp_high:front", "raised")
     _within(raised["up"], cross + a["early_delay_s"], "temp_high:front (early phase) raised")
-    assert raised["limit"] == early_limit and raised["detail"] == "early", raised
+    assert raised["limit"] == early_limit, raised
+    assert raised["detail"] == "early", raised
     assert raised["trip"] == {"id": "LOAD-C1", "type": "cold_chain", "early": True}
     back = crossing(_front(e["sc"]), early_limit - a["hysteresis_c"], rising=False, after=cross + 1)
     _within(_one(e, "temp_high:front", "cleared")["up"], back, "temp_high:front cleared")
@@ -191,10 +192,10 @@ def test_early_phase_ends_on_time(runs):
 
 
 def _trend_expectation(points, window_s, horizon_s, limit, sample_s=2.0):
-    # Least-squares slope over the last 16 readings (one per sample while the
-    # point step is shorter than the sample period), each read as a DS18B20
-    # reports it (1/16 C), in floats: the first sample whose fitted crossing
-    # of the limit is within the horizon.
+    # Return the first sample whose fitted crossing of the limit is within the
+    # horizon, and that ETA. The fit is a least-squares slope, in floats, over
+    # the last 16 readings (one per sample while the point step is shorter than
+    # the sample period). Each reading is rounded to 1/16 C as a DS18B20 reports it.
     n = 16
     samples = []
     t = 0.0
@@ -222,7 +223,8 @@ def test_trend_warning_before_the_excursion(runs):
     raised = _one(e, "temp_trend:rear", "raised")
     _within(raised["up"], at, "temp_trend:rear raised", early=2.5, late=4.0)
     assert abs(raised["eta_s"] - eta) <= 6, (raised["eta_s"], eta)
-    assert raised["limit"] == 8.0 and raised["severity"] == "warning"
+    assert raised["limit"] == 8.0
+    assert raised["severity"] == "warning"
     cross = crossing(_rear(e["sc"]), 8.0, rising=True)
     assert raised["up"] < cross - 20, "the warning must come well before the crossing"
     # It clears once the limit itself is crossed and the limit alarm takes over.
@@ -235,7 +237,9 @@ def test_limit_alarm_delay_and_hysteresis(runs):
     cross = crossing(_rear(e["sc"]), 8.0, rising=True)
     raised = _one(e, "temp_high:rear", "raised")
     _within(raised["up"], cross + a["delay_s"], "temp_high:rear raised")
-    assert raised["value"] > 8.0 and raised["limit"] == 8.0 and "detail" not in raised
+    assert raised["value"] > 8.0
+    assert raised["limit"] == 8.0
+    assert "detail" not in raised
     assert raised["gnss"]["lat"] is not None
     back = crossing(_rear(e["sc"]), 8.0 - a["hysteresis_c"], rising=False, after=cross + 5)
     _within(_one(e, "temp_high:rear", "cleared")["up"], back, "temp_high:rear cleared")
@@ -247,7 +251,8 @@ def test_cumulative_excursion(runs):
     cross = crossing(_rear(e["sc"]), 8.0, rising=True)
     raised = _one(e, "temp_cumulative:rear", "raised")
     _within(raised["up"], cross + a["cumulative_s"], "temp_cumulative:rear raised")
-    assert raised["unit"] == "s" and raised["limit"] == a["cumulative_s"]
+    assert raised["unit"] == "s"
+    assert raised["limit"] == a["cumulative_s"]
     assert _alarms(e, "temp_cumulative:front", "raised") == []
 
 
@@ -255,7 +260,8 @@ def test_door_opened_during_sealed_trip(runs):
     e = runs[COLD]
     raised = _one(e, "door_open", "raised")
     _within(raised["up"], 100, "door_open raised")
-    assert raised["detail"] == "sealed" and raised["jt808"] & (1 << 31)
+    assert raised["detail"] == "sealed"
+    assert raised["jt808"] & (1 << 31)
     _within(_one(e, "door_open", "cleared")["up"], 103, "door_open cleared")
 
 
@@ -275,7 +281,8 @@ def test_ack_and_trip_end_commands(runs):
     cleared = _one(e, "temp_cumulative:rear", "cleared")
     _within(cleared["up"], 150, "temp_cumulative:rear cleared at trip end", early=2.0)
     replies = [r for r in e["rec"].of("reply") if r.get("cmd") == "trip_end"]
-    assert replies and replies[0]["ok"] is True, replies
+    assert replies, replies
+    assert replies[0]["ok"] is True, replies
     ends = _events(e, "trip_end")
     assert len(ends) == 1, ends
     # Rear out of range (above 8.0 C) from its crossing until it is back below 8.0 C.
@@ -354,7 +361,9 @@ def test_geofence_enter_exit(runs):
     leave = _first_time(sc, lambda t: _haversine(_track(sc, t), centre) >= school["radius_m"], start=enter + 1)
     raised = _one(e, "geofence", "raised")
     _within(raised["up"], enter, "geofence raised")
-    assert raised["zone"] == "school" and raised["detail"] == "inside" and raised["jt808"] & (1 << 20)
+    assert raised["zone"] == "school"
+    assert raised["detail"] == "inside"
+    assert raised["jt808"] & (1 << 20)
     _within(_one(e, "geofence", "cleared")["up"], leave, "geofence cleared")
     entered = [x for x in _events(e, "zone_enter") if x["zone"] == "school"]
     assert len(entered) == 1
@@ -371,7 +380,8 @@ def test_door_opened_while_moving(runs):
     e = runs[HAZ]
     raised = _one(e, "door_open", "raised")
     _within(raised["up"], 30, "door_open raised")
-    assert raised["detail"] == "moving" and raised["moving"] is True
+    assert raised["detail"] == "moving"
+    assert raised["moving"] is True
     assert raised["jt808"] & (1 << 31)
     _within(_one(e, "door_open", "cleared")["up"], 33, "door_open cleared")
 
@@ -387,7 +397,9 @@ def test_overspeed(runs):
     assert kmh > a["overspeed_kmh"]
     raised = _one(e, "overspeed", "raised")
     _within(raised["up"], fast_from + a["overspeed_s"], "overspeed raised")
-    assert abs(raised["value"] - kmh) < 1.0 and raised["limit"] == a["overspeed_kmh"] and raised["unit"] == "km/h"
+    assert abs(raised["value"] - kmh) < 1.0
+    assert raised["limit"] == a["overspeed_kmh"]
+    assert raised["unit"] == "km/h"
     _within(_one(e, "overspeed", "cleared")["up"], fast_to, "overspeed cleared")
     tel = [r for r in e["rec"].of("telemetry") if fast_from + a["overspeed_s"] + 2 <= r["up"] <= fast_to - 1]
     assert tel and all(r["jt808"] & 2 for r in tel)
@@ -401,7 +413,9 @@ def test_route_deviation(runs):
     back = _first_time(sc, lambda t: _corridor_distance(sc, _track(sc, t)) <= 0.9 * width, start=off + 20, step=0.25)
     raised = _one(e, "route", "raised")
     _within(raised["up"], off + 10, "route raised")  # 10 s outside before a deviation counts
-    assert raised["limit"] == width and raised["value"] > width and raised["jt808"] & (1 << 23)
+    assert raised["limit"] == width
+    assert raised["value"] > width
+    assert raised["jt808"] & (1 << 23)
     _within(_one(e, "route", "cleared")["up"], back, "route cleared")
 
 
@@ -421,13 +435,16 @@ def test_sos_acknowledged_remotely(runs):
     e = runs[HAZ]
     raised = _one(e, "sos", "raised")
     _within(raised["up"], 70, "sos raised")
-    assert raised["gnss"]["lat"] is not None and raised["jt808"] & 1
+    assert raised["gnss"]["lat"] is not None
+    assert raised["jt808"] & 1
     acked = _one(e, "sos", "acknowledged")
     cleared = _one(e, "sos", "cleared")
     _within(acked["up"], 75, "sos acknowledged", early=2.0)
     assert cleared["up"] == acked["up"]
     replies = [r for r in e["rec"].of("reply") if r.get("cmd") == "ack"]
-    assert replies and replies[0]["ok"] is True and replies[0]["result"]["acknowledged"] == ["sos"], replies
+    assert replies, replies
+    assert replies[0]["ok"] is True, replies
+    assert replies[0]["result"]["acknowledged"] == ["sos"], replies
 
 
 def test_gnss_silent_and_no_fix(runs):

@@ -196,7 +196,7 @@ def test_trend_warns_before_the_crossing():
     assert ev == [("temp_trend:rear", RAISED, 150000)]
     a = al.channels["rear"].trend
     assert (a.eta_s, a.value_m, a.limit_m, a.severity) == (250, 5500, 8000, WARNING)
-    # Falling again: the slope turns and the warning clears once the fit sees it.
+    # Falling again: the slope turns and the warning clears once the fit follows.
     t = 152000
     v = 5500
     while al.channels["rear"].trend.state == ACTIVE and t < 400000:
@@ -251,11 +251,13 @@ def test_ack_silences_but_keeps_alarm_visible():
     ev = []
     al = _engine(ev, {"delay_s": 0})
     al.sample("rear", 9000, 0, "ok", 0)
-    assert al.max_severity() == CRITICAL and al.max_severity(False) == CRITICAL
+    assert al.max_severity() == CRITICAL
+    assert al.max_severity(False) == CRITICAL
     assert al.ack("all", 1000) == ["temp_high:rear"]
     assert ev[-1] == ("temp_high:rear", ACKNOWLEDGED, 1000)
     assert al.channels["rear"].high.state == ACTIVE
-    assert al.max_severity() == CRITICAL and al.max_severity(False) == -1
+    assert al.max_severity() == CRITICAL
+    assert al.max_severity(False) == -1
     assert al.ack("all", 2000) == [], "acknowledged once"
 
 
@@ -276,7 +278,8 @@ def test_door_rules():
     assert ev == []
     al.tick(10000)
     assert ev == [("door_open", RAISED, 10000)]
-    assert al.door.detail == "moving" and al.door.jt808_bit == 31
+    assert al.door.detail == "moving"
+    assert al.door.jt808_bit == 31
     al.door_changed(False, 11000)
     assert ev[-1] == ("door_open", CLEARED, 11000)
     g.kmh(0)
@@ -314,7 +317,8 @@ def test_overspeed_after_duration_with_hysteresis():
         al.position(g, t)
         al.tick(t)
     assert ev == [("overspeed", RAISED, 10000)]
-    assert al.overspeed.value_m == 90000 and al.overspeed.limit_m == 80000
+    assert al.overspeed.value_m == 90000
+    assert al.overspeed.limit_m == 80000
     g.kmh(7800)  # below 80 but not by the 3 km/h hysteresis
     al.position(g, 11000)
     al.tick(11000)
@@ -437,9 +441,9 @@ def test_full_evaluation_allocates_nothing():
 def test_trend_ignores_recovery_and_turned_tail():
     ev = []
     al = _engine(ev, {"trend_window_s": 30, "trend_horizon_s": 60, "delay_s": 600})
-    # 9.0 C falling 0.5 C/s to 6.0 C, then slowly on: the slope points at the
-    # 2.0 C limit within the horizon, but about 6 C is on the high side of the
-    # 2..8 C range, so this is a recovery, not a trend towards the low limit.
+    # 9.0 C falls 0.5 C/s to 6.0 C, then slowly on. The slope reaches the 2.0 C
+    # limit within the horizon. But about 6 C is on the high side of the 2..8 C
+    # range, so this is a recovery, not a trend towards the low limit.
     t = 0
     for k in range(16):
         al.sample("rear", 9000, 0, "ok", t)
@@ -467,13 +471,19 @@ def test_indication_patterns_by_severity():
         return buzz, led
 
     buzz, led = cycle(CRITICAL, True)
-    assert sum(buzz) == 10 and all(led), "critical: 200 ms beep every second, LED on"
-    assert buzz[0] and buzz[5] and not buzz[1]
+    assert sum(buzz) == 10, "critical: 200 ms beep every second, LED on"
+    assert all(led), "critical: 200 ms beep every second, LED on"
+    assert buzz[0]
+    assert buzz[5]
+    assert not buzz[1]
     buzz, led = cycle(CRITICAL, False)
-    assert sum(buzz) == 0 and all(led), "acknowledged: silent, still shown"
+    assert sum(buzz) == 0, "acknowledged: silent, still shown"
+    assert all(led), "acknowledged: silent, still shown"
     buzz, led = cycle(WARNING, True)
-    assert sum(buzz) == 2 and sum(led) == 30, "warning: beep every 5 s, LED 600/400 ms"
+    assert sum(buzz) == 2, "warning: beep every 5 s, LED 600/400 ms"
+    assert sum(led) == 30, "warning: beep every 5 s, LED 600/400 ms"
     assert led[:5] == [True, True, True, False, False]
     buzz, led = cycle(INFO, True)
-    assert sum(buzz) == 0 and sum(led) == 5
+    assert sum(buzz) == 0
+    assert sum(led) == 5
     assert cycle(-1, False) == ([False] * INDICATE_PHASES, [False] * INDICATE_PHASES)
