@@ -248,19 +248,24 @@ class Alarms:
         if not cfg["zones"] and not cfg["route"]["points"]:
             return
         from firmware import geo
+        from firmware.config import unload
 
         self._fix_e5 = geo.fix_e5
-        for z in cfg["zones"]:
-            if z["type"] == "circle":
-                shape = geo.Circle(geo.deg_e5(z["lat"]), geo.deg_e5(z["lon"]), z["radius_m"])
-            else:
-                shape = geo.Polygon([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in z["points"]])
-            alarm = ("none", "inside", "outside").index(z.get("alarm", "none"))
-            self.zones.append((z["name"], shape, alarm, z.get("stop_ok", False), z.get("door_ok", False)))
-        pts = cfg["route"]["points"]
-        if pts:
-            self.corridor = geo.Corridor([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in pts],
-                                         cfg["route"]["width_m"])
+        try:
+            for z in cfg["zones"]:
+                if z["type"] == "circle":
+                    shape = geo.Circle(geo.deg_e5(z["lat"]), geo.deg_e5(z["lon"]), z["radius_m"])
+                else:
+                    shape = geo.Polygon([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in z["points"]])
+                alarm = ("none", "inside", "outside").index(z.get("alarm", "none"))
+                self.zones.append((z["name"], shape, alarm, z.get("stop_ok", False), z.get("door_ok", False)))
+            pts = cfg["route"]["points"]
+            if pts:
+                self.corridor = geo.Corridor([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in pts],
+                                             cfg["route"]["width_m"])
+        finally:
+            # The shapes are built: their construction code leaves the heap.
+            unload("firmware.geobuild")
         self.zones_in = 0
 
     # Changes

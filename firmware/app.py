@@ -266,7 +266,21 @@ class Terminal:
                                  cfg_hash=self._cfg_hash)
         # The rejection count and log limit outlive the module.
         r.auth_failures, r._auth_logged_ms = self._auth_state
+        r.validate_later = True
         return r
+
+    def _validate_set(self, pending):
+        # firmware.remote and firmware.checks take about 30 KB together on the
+        # unix port, which does not fit beside zones and a route. So the remote
+        # module is dropped while the checks run and loaded again to finish.
+        self._drop_remote()
+        try:
+            pending[3].extend(config.validate(pending[2]))
+        except MemoryError:
+            pending[3].append(("message", "out of memory validating the configuration; send it again"))
+        gc.collect()
+        r = self._remote_handler()
+        return r, r.finish_set(pending)
 
     def _control(self, name, args):
         # firmware.control is loaded only when a command runs or a change is applied.
@@ -307,6 +321,12 @@ class Terminal:
                 try:
                     r = self._remote_handler()
                     reply = r.handle(kind, payload, retained, size)
+                    if isinstance(reply, tuple):
+                        payload = None
+                        for name, extra in r.events:
+                            self.record_event(name, time.ticks_ms(), extra)
+                        r = None
+                        r, reply = self._validate_set(reply)
                     for name, extra in r.events:
                         self.record_event(name, time.ticks_ms(), extra)
                     if reply is not None:

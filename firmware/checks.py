@@ -7,7 +7,79 @@
 
 import json
 
-from firmware.config import CONFIG_PATH, DEFAULTS, GOOD_PATH, RULES, SECRET_KEYS, merge, parse_rom, rom_crc_ok
+from firmware.config import CONFIG_PATH, DEFAULTS, GOOD_PATH, SECRET_KEYS, merge, parse_rom, rom_crc_ok
+
+# (key path, type, minimum, maximum). "num" accepts int or float; "num?" also None.
+# A tuple of strings as the type lists the allowed values. A tuple rather than
+# a dict: validation runs while the heap is fragmented, and a dict of these 65
+# keys needs one free block of about 1 KB for its table.
+RULES = (
+    ("device_id", "str", 0, 64),
+    ("interval_s", "int", 1, 86400),
+    ("alarm_interval_s", "int", 1, 86400),
+    ("sample_s", "int", 1, 3600),
+    ("probes", "probes", 0, 16),
+    ("dht.enabled", "bool", None, None),
+    ("dht.model", ("DHT22", "DHT11"), None, None),
+    ("dht.interval_s", "int", 2, 3600),
+    ("dht.temp_low", "num?", -40, 80),
+    ("dht.temp_high", "num?", -40, 80),
+    ("dht.rh_low", "num?", 0, 100),
+    ("dht.rh_high", "num?", 0, 100),
+    ("gnss.enabled", "bool", None, None),
+    ("gnss.baud", "int", 1200, 921600),
+    ("alarm.delay_s", "int", 0, 86400),
+    ("alarm.hysteresis_c", "num", 0.01, 20),
+    ("alarm.hysteresis_rh", "num", 0.1, 50),
+    ("alarm.cumulative_s", "int", 0, 604800),
+    ("alarm.early_s", "int", 0, 86400),
+    ("alarm.early_margin_c", "num", 0, 20),
+    ("alarm.early_margin_rh", "num", 0, 50),
+    ("alarm.early_delay_s", "int", 0, 86400),
+    ("alarm.trend_horizon_s", "int", 0, 7200),
+    ("alarm.trend_window_s", "int", 30, 3600),
+    ("alarm.fault_count", "int", 1, 100),
+    ("alarm.gnss_silent_s", "int", 0, 86400),
+    ("alarm.gnss_nofix_s", "int", 0, 86400),
+    ("alarm.moving_kmh", "int", 1, 50),
+    ("alarm.door_open_delay_s", "int", 0, 86400),
+    ("alarm.sos_clear_hold_s", "int", 1, 60),
+    ("alarm.overspeed_kmh", "int", 0, 250),
+    ("alarm.overspeed_s", "int", 0, 3600),
+    ("alarm.stop_s", "int", 0, 86400),
+    ("zones", "zones", 0, 16),
+    ("route.points", "route", 0, 64),
+    ("route.width_m", "int", 10, 5000),
+    ("remote.key", "hex", 32, 128),
+    ("version", "int", 0, 1000000000),
+    ("inputs.debounce_ms", "int", 1, 1000),
+    ("mqtt.host", "str", 1, 253),
+    ("mqtt.port", "int", 1, 65535),
+    ("mqtt.client_id", "str", 0, 64),
+    ("mqtt.user", "str", 0, 128),
+    ("mqtt.password", "str", 0, 256),
+    ("mqtt.tls", "bool", None, None),
+    ("mqtt.ca_file", "str", 0, 128),
+    ("mqtt.server_hostname", "str", 0, 253),
+    ("mqtt.keepalive_s", "int", 5, 3600),
+    ("mqtt.topic_prefix", "str", 1, 64),
+    ("mqtt.timeout_s", "int", 1, 120),
+    ("mqtt.backoff_max_s", "int", 1, 3600),
+    ("wifi.ssid", "str", 0, 32),
+    ("wifi.password", "str", 0, 64),
+    ("mqtt.window", "int", 1, 32),
+    ("mqtt.batch_bytes", "int", 1024, 65536),
+    ("spool.dir", "str", 2, 64),
+    ("spool.segment_bytes", "int", 2048, 65536),
+    ("spool.max_segments", "int", 2, 1024),
+    ("spool.flush_s", "int", 1, 600),
+    ("spool.flush_records", "int", 1, 64),
+    ("spool.time_wait_s", "int", 0, 86400),
+    ("log.level", ("debug", "info", "warning", "error"), None, None),
+    ("log.file", "str", 0, 128),
+    ("log.file_max_bytes", "int", 1024, 1048576),
+    ("watchdog_s", "int", 0, 600),
+)
 
 
 _PROBE_KEYS = ("rom", "name", "low", "high")
@@ -20,7 +92,7 @@ def _unknown(d, prefix, errors):
     for k in d:
         v = d[k]
         key = prefix + k
-        if key in RULES:
+        if _rule(key):
             continue
         if isinstance(v, dict) and _has_rules_below(key + "."):
             _unknown(v, key + ".", errors)
@@ -28,9 +100,16 @@ def _unknown(d, prefix, errors):
             errors.append((key, "unknown key"))
 
 
+def _rule(key):
+    for r in RULES:
+        if r[0] == key:
+            return r
+    return None
+
+
 def _has_rules_below(prefix):
     for r in RULES:
-        if r.startswith(prefix):
+        if r[0].startswith(prefix):
             return True
     return False
 
@@ -53,7 +132,7 @@ def _is_num(v):
 
 
 def _check(key, v, rule, errors):
-    kind, lo, hi = rule
+    _, kind, lo, hi = rule
     if isinstance(kind, tuple):
         if v not in kind:
             errors.append((key, "must be one of %s, got %r" % ("/".join(kind), v)))
@@ -155,7 +234,7 @@ _POLYGON_POINTS_MAX = 32
 
 
 def _check_points(key, points, lo, hi, errors, what):
-    # A list of [lat, lon] in decimal degrees. The geometry rules are in firmware.geo.
+    # A list of [lat, lon] in decimal degrees. The geometry rules are in firmware.geobuild.
     if not isinstance(points, list):
         errors.append((key, "must be a list of [lat, lon] points, got %r" % (points,)))
         return
@@ -235,7 +314,8 @@ def validate(cfg):
     """Return a list of (key, reason) for every problem in a merged configuration."""
     errors = []
     _unknown(cfg, "", errors)
-    for key in RULES:
+    for rule in RULES:
+        key = rule[0]
         value = _lookup(cfg, key)
         if value is _MISSING:
             errors.append((key, "missing"))
@@ -243,10 +323,10 @@ def validate(cfg):
         if key in SECRET_KEYS:
             # Report what is wrong with a secret without its value.
             found = []
-            _check(key, value, RULES[key], found)
+            _check(key, value, rule, found)
             errors.extend((k, "invalid (%s; value not shown)" % r.split(",")[0]) for k, r in found)
             continue
-        _check(key, value, RULES[key], errors)
+        _check(key, value, rule, errors)
     _check_device_id(cfg.get("device_id"), errors)
     _check_topic_prefix(cfg, errors)
     d = cfg.get("dht") if isinstance(cfg.get("dht"), dict) else {}

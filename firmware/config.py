@@ -10,7 +10,7 @@
 CONFIG_PATH = "/config.json"
 GOOD_PATH = "/config.good.json"
 
-# Each leaf: default value. RULES below gives the type and range of every key.
+# Each leaf: default value. RULES in firmware/checks.py gives the type and range of every key.
 DEFAULTS = {
     "device_id": "",
     "interval_s": 60,
@@ -95,76 +95,6 @@ DEFAULTS = {
     "watchdog_s": 30,
 }
 
-# Key path -> (type, minimum, maximum). "num" accepts int or float; "num?" also None.
-# A tuple of strings as the type lists the allowed values.
-RULES = {
-    "device_id": ("str", 0, 64),
-    "interval_s": ("int", 1, 86400),
-    "alarm_interval_s": ("int", 1, 86400),
-    "sample_s": ("int", 1, 3600),
-    "probes": ("probes", 0, 16),
-    "dht.enabled": ("bool", None, None),
-    "dht.model": (("DHT22", "DHT11"), None, None),
-    "dht.interval_s": ("int", 2, 3600),
-    "dht.temp_low": ("num?", -40, 80),
-    "dht.temp_high": ("num?", -40, 80),
-    "dht.rh_low": ("num?", 0, 100),
-    "dht.rh_high": ("num?", 0, 100),
-    "gnss.enabled": ("bool", None, None),
-    "gnss.baud": ("int", 1200, 921600),
-    "alarm.delay_s": ("int", 0, 86400),
-    "alarm.hysteresis_c": ("num", 0.01, 20),
-    "alarm.hysteresis_rh": ("num", 0.1, 50),
-    "alarm.cumulative_s": ("int", 0, 604800),
-    "alarm.early_s": ("int", 0, 86400),
-    "alarm.early_margin_c": ("num", 0, 20),
-    "alarm.early_margin_rh": ("num", 0, 50),
-    "alarm.early_delay_s": ("int", 0, 86400),
-    "alarm.trend_horizon_s": ("int", 0, 7200),
-    "alarm.trend_window_s": ("int", 30, 3600),
-    "alarm.fault_count": ("int", 1, 100),
-    "alarm.gnss_silent_s": ("int", 0, 86400),
-    "alarm.gnss_nofix_s": ("int", 0, 86400),
-    "alarm.moving_kmh": ("int", 1, 50),
-    "alarm.door_open_delay_s": ("int", 0, 86400),
-    "alarm.sos_clear_hold_s": ("int", 1, 60),
-    "alarm.overspeed_kmh": ("int", 0, 250),
-    "alarm.overspeed_s": ("int", 0, 3600),
-    "alarm.stop_s": ("int", 0, 86400),
-    "zones": ("zones", 0, 16),
-    "route.points": ("route", 0, 64),
-    "route.width_m": ("int", 10, 5000),
-    "remote.key": ("hex", 32, 128),
-    "version": ("int", 0, 1000000000),
-    "inputs.debounce_ms": ("int", 1, 1000),
-    "mqtt.host": ("str", 1, 253),
-    "mqtt.port": ("int", 1, 65535),
-    "mqtt.client_id": ("str", 0, 64),
-    "mqtt.user": ("str", 0, 128),
-    "mqtt.password": ("str", 0, 256),
-    "mqtt.tls": ("bool", None, None),
-    "mqtt.ca_file": ("str", 0, 128),
-    "mqtt.server_hostname": ("str", 0, 253),
-    "mqtt.keepalive_s": ("int", 5, 3600),
-    "mqtt.topic_prefix": ("str", 1, 64),
-    "mqtt.timeout_s": ("int", 1, 120),
-    "mqtt.backoff_max_s": ("int", 1, 3600),
-    "wifi.ssid": ("str", 0, 32),
-    "wifi.password": ("str", 0, 64),
-    "mqtt.window": ("int", 1, 32),
-    "mqtt.batch_bytes": ("int", 1024, 65536),
-    "spool.dir": ("str", 2, 64),
-    "spool.segment_bytes": ("int", 2048, 65536),
-    "spool.max_segments": ("int", 2, 1024),
-    "spool.flush_s": ("int", 1, 600),
-    "spool.flush_records": ("int", 1, 64),
-    "spool.time_wait_s": ("int", 0, 86400),
-    "log.level": (("debug", "info", "warning", "error"), None, None),
-    "log.file": ("str", 0, 128),
-    "log.file_max_bytes": ("int", 1024, 1048576),
-    "watchdog_s": ("int", 0, 600),
-}
-
 # Keys that are never printed or logged.
 SECRET_KEYS = ("mqtt.password", "wifi.password", "remote.key")
 
@@ -219,6 +149,7 @@ def validate(cfg):
         return checks.validate(cfg)
     finally:
         unload("firmware.checks")
+        unload("firmware.geobuild")
 
 
 def unload(name):
@@ -241,6 +172,7 @@ def load(path=CONFIG_PATH, good_path=GOOD_PATH):
         return checks.load(path, good_path)
     finally:
         unload("firmware.checks")
+        unload("firmware.geobuild")
 
 
 def redacted(cfg):

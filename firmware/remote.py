@@ -6,6 +6,11 @@
 #   reply = r.handle("config/set", payload, retained, size)  # JSON for <prefix>/<device>/reply, or None
 #   text = r.config_text()                                    # JSON for <prefix>/<device>/config (retained)
 #
+# With r.validate_later set, handle() returns a tuple instead of validating a
+# set. The caller then drops this module, appends config.validate(pending[2])
+# to pending[3] and passes the tuple to finish_set() of a new Remote. This way
+# firmware.remote and firmware.checks are never in the heap together.
+#
 # Both return the JSON text as a bytearray, allocated once at its final size.
 # NOTE: the imported module takes about 12 KB of heap on the 64-bit unix port
 # (measured from .mpy), so an app short of heap should drop it between messages.
@@ -223,6 +228,7 @@ class Remote:
         self._config_path = config_path
         self._counter_path = counter_path
         self._use_key(key_hex)
+        self.validate_later = False
         self.version = cfg.get("version", 0)
         # The caller may pass the hash it kept, which saves a pass over the configuration.
         self.hash = cfg_hash or config_hash(cfg)
@@ -231,13 +237,15 @@ class Remote:
         self._auth_logged_ms = None
 
     def _use_key(self, key_hex):
-        # firmware.signing is loaded only on a terminal that has a key.
+        # firmware.signing is loaded when a signed message arrives, and only on
+        # a terminal that has a key.
         self._verifier = None
         self._key_hex = key_hex
-        if key_hex:
-            from firmware.signing import Verifier
 
-            self._verifier = Verifier(bytes.fromhex(key_hex), self._counter_path)
+    def _load_verifier(self):
+        from firmware.signing import Verifier
+
+        self._verifier = Verifier(bytes.fromhex(self._key_hex), self._counter_path)
 
     def config_text(self):
         """Return the retained config document (JSON in a bytearray): version, hash and the redacted configuration."""
@@ -253,8 +261,15 @@ class Remote:
             size = len(payload)
         # Validation needs a few blocks of about 1 KB: free what the firmware left since the last collection.
         gc.collect()
+        return self._guarded(kind, size, self._handle, (kind, payload, retained, size))
+
+    def finish_set(self, pending):
+        """Finish a config/set that handle() returned as a tuple, once pending[3] contains the validation errors too."""
+        return self._guarded("config/set", pending[5], self._finish_set, pending)
+
+    def _guarded(self, kind, size, step, args):
         try:
-            return self._handle(kind, payload, retained, size)
+            return step(*args)
         except MemoryError:
             # Nothing is in force before the last step of a change, so the version
             # and hash in this reply tell the sender whether anything changed.
@@ -284,7 +299,7 @@ class Remote:
         signed = bool(self._key_hex) and kind != "config/get"
         if signed:
             if self._verifier is None:
-                self._use_key(self._key_hex)
+                self._load_verifier()
             from firmware.signing import ReplayError, SigningError
 
             try:
@@ -317,7 +332,7 @@ class Remote:
                                              % (_ID_MAX_CHARS, ident))])
         errors = [(k, "unknown field") for k in message if k not in _FIELDS[kind]]
         if kind == "config/set":
-            return self._set(message, ident, errors, retained and not signed)
+            return self._set(message, ident, errors, retained and not signed, size)
         if kind == "cmd":
             return self._cmd(message, ident, errors)
         if errors:
@@ -325,7 +340,7 @@ class Remote:
         return _object([("id", ident), ("ok", True), ("topic", kind), ("version", self.version),
                         ("hash", self.hash), ("config", config.redacted(self.cfg))])
 
-    def _set(self, message, ident, errors, quiet):
+    def _set(self, message, ident, errors, quiet, size):
         change = message.get("set")
         if not isinstance(change, dict):
             errors.append(("set", "must be an object of the keys to change, got %r" % (change,)))
@@ -335,7 +350,13 @@ class Remote:
                 errors.append((key, "cannot be set remotely"))
         patch = config.merge(self.patch, {k: change[k] for k in change if k not in _FIXED_KEYS})
         new_cfg = config.merge(config.DEFAULTS, patch)
+        pending = (ident, patch, new_cfg, errors, quiet, size)
+        if self.validate_later:
+            return pending
         errors.extend(config.validate(new_cfg))
+        return self._finish_set(*pending)
+
+    def _finish_set(self, ident, patch, new_cfg, errors, quiet, size):
         if errors:
             self.events.append(("config_rejected", {"errors": ["%s: %s" % e for e in errors]}))
             _log.warning("config/set (id %r) rejected with %d errors, first %s: %s", ident, len(errors), *errors[0])

@@ -1,9 +1,9 @@
-# Configuration reference check: the key tables of docs/config.md against DEFAULTS and RULES in firmware/config.py
+# Configuration reference check: the key tables of docs/config.md against DEFAULTS (firmware/config.py) and RULES (firmware/checks.py)
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 """Keep the tables of docs/config.md equal to the configuration schema in the code.
 
-    python tools/config_doc.py check [--doc FILE] [--config FILE] [--loader auto|cpython|micropython]
-    python tools/config_doc.py table [--doc FILE] [--config FILE] [--loader ...] [--write]
+    python tools/config_doc.py check [--doc FILE] [--config FILE] [--rules FILE] [--loader auto|cpython|micropython]
+    python tools/config_doc.py table [--doc FILE] [--config FILE] [--rules FILE] [--loader ...] [--write]
 
 Every table of FILE whose header is `| key | type | default | range / allowed |
 unit | meaning |` is a key table, one per section. `check` requires exactly one
@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DOC = REPO / "docs" / "config.md"
 DEFAULT_CONFIG = REPO / "firmware" / "config.py"
+DEFAULT_RULES = REPO / "firmware" / "checks.py"
 
 _PROG = "config_doc"
 _MICROPYTHON_TIMEOUT_S = 30
@@ -73,10 +74,12 @@ _TYPE_NAMES = {
 _MP_DUMP = """\
 import sys
 sys.path.insert(0, {repo!r})
+sys.path.insert(0, {rules_folder!r})
 sys.path.insert(0, {folder!r})
 import json
 import {module} as c
-print(json.dumps({{"defaults": c.DEFAULTS, "rules": c.RULES, "secrets": getattr(c, "SECRET_KEYS", [])}}))
+import {rules_module} as r
+print(json.dumps({{"defaults": c.DEFAULTS, "rules": r.RULES, "secrets": getattr(c, "SECRET_KEYS", [])}}))
 """
 
 
@@ -88,7 +91,7 @@ class CommandError(Exception):
 
 
 class Schema:
-    """RULES (key -> (type, min, max), in source order), DEFAULTS and SECRET_KEYS of one config.py."""
+    """RULES (key -> (type, min, max), in source order) of checks.py, DEFAULTS and SECRET_KEYS of config.py."""
 
     def __init__(self, rules, defaults, secrets, source):
         self.rules = rules
@@ -122,47 +125,55 @@ class Schema:
                 leaves.append(key)
 
 
-def load_schema(config_path=DEFAULT_CONFIG, loader="auto"):
-    """Load RULES, DEFAULTS and SECRET_KEYS from config_path.
+def load_schema(config_path=DEFAULT_CONFIG, loader="auto", rules_path=DEFAULT_RULES):
+    """Load DEFAULTS and SECRET_KEYS from config_path and RULES from rules_path.
 
     loader "cpython" imports the module into this interpreter, "micropython"
     runs it under the unix port and reads a JSON dump, and "auto" tries
     CPython first, then the unix port.
     """
     config_path = Path(config_path)
-    if not config_path.is_file():
-        raise CommandError("%s not found" % config_path)
+    rules_path = Path(rules_path)
+    for path in (config_path, rules_path):
+        if not path.is_file():
+            raise CommandError("%s not found" % path)
     if loader == "micropython":
-        return _load_micropython(config_path)
+        return _load_micropython(config_path, rules_path)
     try:
-        return _load_cpython(config_path)
+        return _load_cpython(config_path, rules_path)
     except CommandError as e:
         if loader == "cpython":
             raise
         cpython_error = e
     try:
-        return _load_micropython(config_path)
+        return _load_micropython(config_path, rules_path)
     except CommandError as e:
         raise CommandError("%s; %s" % (cpython_error, e))
 
 
-def _load_cpython(config_path):
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    # Write no .pyc next to the firmware sources, which mpy-cross compiles for the device.
-    sys.dont_write_bytecode = True
-    spec = importlib.util.spec_from_file_location("_config_doc_schema", config_path)
+def _import_cpython(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as e:
         # Any failure at import time (a MicroPython-only module, time.ticks_ms, ...)
         # means this file needs the unix port.
-        raise CommandError("importing %s under CPython failed (%s: %s)" % (config_path, type(e).__name__, e))
+        raise CommandError("importing %s under CPython failed (%s: %s)" % (path, type(e).__name__, e))
+    return module
+
+
+def _load_cpython(config_path, rules_path):
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    # Write no .pyc next to the firmware sources, which mpy-cross compiles for the device.
+    sys.dont_write_bytecode = True
+    module = _import_cpython(config_path, "_config_doc_defaults")
+    rules_module = _import_cpython(rules_path, "_config_doc_rules")
     rules = {}
-    for key, (kind, lo, hi) in module.RULES.items():
+    for key, kind, lo, hi in rules_module.RULES:
         rules[key] = (_normalise_kind(kind), lo, hi)
-    return Schema(rules, module.DEFAULTS, getattr(module, "SECRET_KEYS", ()), _display_path(config_path))
+    return Schema(rules, module.DEFAULTS, getattr(module, "SECRET_KEYS", ()), _sources(config_path, rules_path))
 
 
 def micropython_command():
@@ -176,8 +187,9 @@ def micropython_command():
     return found
 
 
-def _load_micropython(config_path):
-    code = _MP_DUMP.format(repo=str(REPO), folder=str(config_path.parent), module=config_path.stem)
+def _load_micropython(config_path, rules_path):
+    code = _MP_DUMP.format(repo=str(REPO), folder=str(config_path.parent), module=config_path.stem,
+                           rules_folder=str(rules_path.parent), rules_module=rules_path.stem)
     try:
         proc = subprocess.run([micropython_command(), "-c", code], cwd=str(REPO), capture_output=True,
                               text=True, timeout=_MICROPYTHON_TIMEOUT_S)
@@ -190,17 +202,22 @@ def _load_micropython(config_path):
         dump = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise CommandError("micropython printed no JSON schema for %s: %r" % (config_path, proc.stdout[-200:]))
-    order = _source_order(config_path.read_text(encoding="utf-8"), dump["rules"])
+    # RULES is a tuple of (key, type, min, max), which JSON turns into lists.
+    found = {r[0]: r[1:] for r in dump["rules"]}
     rules = {}
-    for key in order:
-        kind, lo, hi = dump["rules"][key]
+    for key in _source_order(rules_path.read_text(encoding="utf-8"), found):
+        kind, lo, hi = found[key]
         rules[key] = (_normalise_kind(kind), lo, hi)
-    return Schema(rules, dump["defaults"], dump["secrets"], _display_path(config_path))
+    return Schema(rules, dump["defaults"], dump["secrets"], _sources(config_path, rules_path))
+
+
+def _sources(config_path, rules_path):
+    return "%s and %s" % (_display_path(config_path), _display_path(rules_path))
 
 
 def _source_order(text, keys):
-    # Sort by the position of each quoted key after "RULES = {". Keys not found go last, by name.
-    start = text.find("RULES = {")
+    # Sort by the position of each quoted key after "RULES = (". Keys not found go last, by name.
+    start = text.find("RULES = (")
     if start < 0:
         start = 0
     end = len(text) + 1
@@ -460,7 +477,7 @@ def _compare_row(schema, key, table, row):
 
 
 def do_check(args):
-    schema = load_schema(args.config, args.loader)
+    schema = load_schema(args.config, args.loader, args.rules)
     lines = read_doc(args.doc)
     problems = []
     tables = parse_tables(lines, problems)
@@ -495,7 +512,7 @@ def generate_tables(schema, tables):
 
 
 def do_table(args):
-    schema = load_schema(args.config, args.loader)
+    schema = load_schema(args.config, args.loader, args.rules)
     # Without a document yet, the printed tables have empty meaning cells.
     lines = read_doc(args.doc) if args.write or os.path.exists(args.doc) else []
     problems = []
@@ -549,7 +566,9 @@ def _write_atomic(path, text):
 def _add_common(p):
     p.add_argument("--doc", default=str(DEFAULT_DOC), help="the reference to check (default docs/config.md)")
     p.add_argument("--config", default=str(DEFAULT_CONFIG),
-                   help="the module with DEFAULTS and RULES (default firmware/config.py)")
+                   help="the module with DEFAULTS and SECRET_KEYS (default firmware/config.py)")
+    p.add_argument("--rules", default=str(DEFAULT_RULES),
+                   help="the module with RULES (default firmware/checks.py)")
     p.add_argument("--loader", choices=("auto", "cpython", "micropython"), default="auto",
                    help="how to load the module: import it here, run it under the unix port, "
                         "or try CPython first (default auto)")

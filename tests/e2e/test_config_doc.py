@@ -17,13 +17,14 @@ from conftest import REPO, micropython_bin
 TOOL = REPO / "tools" / "config_doc.py"
 DOC = REPO / "docs" / "config.md"
 CONFIG = REPO / "firmware" / "config.py"
+CHECKS = REPO / "firmware" / "checks.py"
 
 _DUMP = """\
 import sys
 sys.path.insert(0, {repo!r})
 import json
-from firmware import config
-print(json.dumps({{"defaults": config.DEFAULTS, "rules": config.RULES}}))
+from firmware import checks, config
+print(json.dumps({{"defaults": config.DEFAULTS, "rules": {{r[0]: r[1:] for r in checks.RULES}}}}))
 """
 
 # The probe CRC check imports drivers.ds18b20, which needs the onewire module:
@@ -88,7 +89,7 @@ def test_reference_matches_code():
     rc, out, err = run_tool("check")
     assert rc == 0, err
     assert err == ""
-    assert "docs/config.md matches firmware/config.py" in out
+    assert "docs/config.md matches firmware/config.py and firmware/checks.py" in out
 
 
 def test_micropython_loader_agrees():
@@ -253,28 +254,33 @@ def test_table_write_keeps_unchanged_doc(tmp_path):
 
 
 def _changed_config(tmp_path, schema):
-    # A copy of firmware/config.py with another alarm.delay_s default and one new key.
+    # Copies of firmware/config.py with another alarm.delay_s default and one new
+    # key, and of firmware/checks.py with the rule of the new key.
     text = CONFIG.read_text(encoding="utf-8")
     old_delay = default_of(schema, "alarm.delay_s")
     new_delay = old_delay + 7
     text, n = re.subn(r'"delay_s": %d,' % old_delay, '"delay_s": %d,\n        "hold_test_s": 5,' % new_delay, text,
                       count=1)
     assert n == 1
-    text, n = re.subn(r'("alarm\.delay_s": \([^)]*\),)', '\\1\n    "alarm.hold_test_s": ("int", 1, 9),', text, count=1)
-    assert n == 1
     path = tmp_path / "config.py"
     path.write_text(text, encoding="utf-8")
-    return path, new_delay
+    text, n = re.subn(r'(\("alarm\.delay_s", [^)]*\),)', '\\1\n    ("alarm.hold_test_s", "int", 1, 9),',
+                      CHECKS.read_text(encoding="utf-8"), count=1)
+    assert n == 1
+    rules_path = tmp_path / "checks.py"
+    rules_path.write_text(text, encoding="utf-8")
+    return path, rules_path, new_delay
 
 
 @pytest.mark.parametrize("loader", ["cpython", "micropython"])
 def test_table_write_after_code_change(tmp_path, schema, loader):
-    config_copy, new_delay = _changed_config(tmp_path, schema)
+    config_copy, rules_copy, new_delay = _changed_config(tmp_path, schema)
     doc_copy = tmp_path / "config.md"
     before = DOC.read_text(encoding="utf-8").splitlines()
     doc_copy.write_text("\n".join(before) + "\n", encoding="utf-8")
 
     rc, out, err = run_tool("table", "--write", "--doc", str(doc_copy), "--config", str(config_copy),
+                            "--rules", str(rules_copy),
                             "--loader", loader)
     assert rc == 0, err
     after = doc_copy.read_text(encoding="utf-8").splitlines()
@@ -294,7 +300,8 @@ def test_table_write_after_code_change(tmp_path, schema, loader):
     changed = [n for n in range(len(before)) if before[n] != after[n]]
     assert changed == [row_index(before, "alarm.delay_s")]
 
-    rc, out, err = run_tool("check", "--doc", str(doc_copy), "--config", str(config_copy), "--loader", loader)
+    rc, out, err = run_tool("check", "--doc", str(doc_copy), "--config", str(config_copy), "--rules", str(rules_copy),
+                            "--loader", loader)
     assert rc == 1
     assert err.splitlines() == ["config_doc: %s: alarm.hold_test_s meaning is empty (line %d)" % (doc_copy, i + 1)]
 

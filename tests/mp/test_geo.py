@@ -10,7 +10,7 @@
 
 import micropython
 
-from firmware import geo
+from firmware import geo, geobuild
 from firmware.geo import FAR_M, Circle, Corridor, Polygon, deg_e5, fix_e5, ring_problem, route_problem
 
 
@@ -470,7 +470,7 @@ def test_projection_window_bounds():
     # 32000.5 * 32768 = 1048592384 < 2**30. One unit further is outside.
     xy = geo._XY
     for lat_e5 in (0, 3120000, 6000000, 8000000, -8000000):
-        q, k, window_lon = geo._scales(lat_e5)
+        q, k, window_lon = geobuild._scales(lat_e5)
         w = 28778  # 1048576000 // 36436
         for dlat, dlon in ((w, window_lon), (w, -window_lon), (-w, window_lon), (-w, -window_lon)):
             assert geo._project(dlat, dlon, q, k, window_lon)

@@ -175,6 +175,51 @@ def test_invalid_set_reports_all_errors():
     assert "interval_s: must be 1..86400, got 0" in r.events[0][1]["errors"]
 
 
+def _two_step(text, key=""):
+    # The app's path: handle() stops before validation, then a new Remote finishes.
+    r, app = _setup(key=key)
+    r.validate_later = True
+    pending = r.handle("config/set", text if isinstance(text, bytes) else text.encode(), False, 0)
+    assert isinstance(pending, tuple), pending
+    assert len(pending) == 6
+    pending[3].extend(config.validate(pending[2]))
+    r2 = Remote(r.cfg, r.patch, key, app.apply, app.commands, config_path=_CONFIG, counter_path=_COUNTER)
+    return r2, app, json.loads(r2.finish_set(pending))
+
+
+def test_set_validated_later_applies():
+    r, app, reply = _two_step('{"id":"v1","set":{"alarm":{"delay_s":120}}}')
+    assert reply["ok"] is True, reply
+    assert reply["id"] == "v1"
+    assert reply["version"] == 1
+    assert reply["applied"] == "live"
+    assert json.loads(_read())["alarm"] == {"delay_s": 120}
+    assert r.version == 1
+    assert r.cfg["alarm"]["delay_s"] == 120
+    assert len(app.calls) == 1
+
+
+def test_set_validated_later_rejects():
+    r, app, reply = _two_step('{"id":"v2","set":{"interval_s":0,"colour":"blue"}}')
+    assert reply["ok"] is False
+    assert reply["id"] == "v2"
+    assert _error_keys(reply) == ["colour", "interval_s"]
+    assert _reason(reply, "interval_s") == "must be 1..86400, got 0"
+    assert r.version == 0
+    assert "version" not in json.loads(_read())
+    assert app.calls == []
+    assert r.events[0][0] == "config_rejected"
+
+
+def test_set_validated_later_signed():
+    # The signature is checked in the first step; the second step needs no key material.
+    r, app, reply = _two_step(_signed(_SET_120, _SET_120_MAC_KEY), key=_KEY)
+    assert reply["ok"] is True, reply
+    assert reply["id"] == "k2"
+    assert reply["version"] == 1
+    assert json.loads(_read())["interval_s"] == 120
+
+
 def test_set_unknown_key_rejected():
     r, app = _setup()
     reply = _send(r, "config/set", '{"set":{"colour":"blue"}}')

@@ -24,7 +24,14 @@
 #
 # Resets end the interpreter with a status the host tool turns into a restart:
 # 3 watchdog, 125 machine.reset(), 126 machine.soft_reset().
+#
+# Heap: on the ESP32, Pin objects and their IRQ objects, WDT and RTC are static
+# C objects, and a UART's buffers are in the IDF heap. The objects here are
+# Python objects in the firmware's heap instead, so what their constructors and
+# Pin.irq() allocate is added to world.board_heap_bytes, which the world
+# reports as the simulator's (tests/e2e/scenario_expect.py subtracts it).
 
+import gc
 import io
 import time
 
@@ -53,6 +60,21 @@ _FIRST_INPUT_ONLY = const(34)
 _freq_hz = 160_000_000
 
 
+def _board_heap(method):
+    # Count the bytes method allocates as board heap. A collection inside it
+    # makes the count smaller, never larger, so the firmware is not flattered.
+    def counted(*args, **kwargs):
+        before = gc.mem_alloc()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            used = gc.mem_alloc() - before
+            if used > 0:
+                world.current().board_heap_bytes += used
+
+    return counted
+
+
 class Pin:
     """A GPIO (see the module header for what each pin is connected to)."""
 
@@ -71,6 +93,7 @@ class Pin:
     DRIVE_2 = const(2)
     DRIVE_3 = const(3)
 
+    @_board_heap
     def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
         if id not in _VALID_GPIOS:
             raise ValueError("invalid pin")
@@ -115,6 +138,7 @@ class Pin:
     def off(self):
         self.value(0)
 
+    @_board_heap
     def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, *, wake=None, hard=False):
         """Set handler(pin) for the trigger edges; handler None disables the IRQ. Returns the IRQ object."""
         self._world.set_irq(self.sim_gpio, self, handler, trigger)
@@ -221,6 +245,7 @@ class _RxBuffer:
 class UART(io.IOBase):
     """A UART; board.GNSS_UART_ID receives the scenario's GNSS receiver output (see the module header)."""
 
+    @_board_heap
     def __init__(self, id, baudrate=9600, bits=8, parity=None, stop=1, **kwargs):
         self._world = world.current()
         self._id = id
@@ -344,6 +369,7 @@ class UART(io.IOBase):
 class WDT:
     """The task watchdog: when feed() is not called within timeout ms, the board resets (status 3)."""
 
+    @_board_heap
     def __init__(self, id=0, timeout=5000):
         self._world = world.current()
         self._world.watchdog_start(timeout)
@@ -381,6 +407,7 @@ def _civil_from_days(days):
 class RTC:
     """The real-time clock: datetime() runs on from the last value set, 2000-01-01 at power-up."""
 
+    @_board_heap
     def __init__(self, id=0):
         self._world = world.current()
 

@@ -416,6 +416,10 @@ class World:
 
         self.running = False
         self._task = None
+        # Heap taken by simulated board objects made for the firmware (machine.py),
+        # which on the ESP32 are not in the Python heap. run() prints it.
+        self.board_heap_bytes = 0
+        self._board_heap_reported = 0
 
     def _open_capture(self, spec):
         import nmea_replay
@@ -642,6 +646,10 @@ class World:
             for inp in self._input_list:
                 inp.skip_to(now)
             while True:
+                if self.board_heap_bytes != self._board_heap_reported:
+                    self._board_heap_reported = self.board_heap_bytes
+                    # Always printed: tests subtract it from the firmware's share of the heap.
+                    print("[sim] board objects heap %d bytes" % self.board_heap_bytes)
                 now = self.now_ms()
                 self._fire_edges(now)
                 if self.watchdog_expired(now):
