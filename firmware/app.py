@@ -275,7 +275,7 @@ class Terminal:
         # module is dropped while the checks run and loaded again to finish.
         self._drop_remote()
         try:
-            pending[3].extend(config.validate(pending[2]))
+            pending[3].extend(config.validate(pending[2], pending[6]))
         except MemoryError:
             pending[3].append(("message", "out of memory validating the configuration; send it again"))
         gc.collect()

@@ -7,8 +7,9 @@
 #   text = r.config_text()                                    # JSON for <prefix>/<device>/config (retained)
 #
 # With r.validate_later set, handle() returns a tuple instead of validating a
-# set. The caller then drops this module, appends config.validate(pending[2])
-# to pending[3] and passes the tuple to finish_set() of a new Remote. This way
+# set. The caller then drops this module, appends
+# config.validate(pending[2], pending[6]) to pending[3] and passes the tuple to
+# finish_set() of a new Remote. This way
 # firmware.remote and firmware.checks are never in the heap together.
 #
 # Both return the JSON text as a bytearray, allocated once at its final size.
@@ -350,19 +351,20 @@ class Remote:
                 errors.append((key, "cannot be set remotely"))
         patch = config.merge(self.patch, {k: change[k] for k in change if k not in _FIXED_KEYS})
         new_cfg = config.merge(config.DEFAULTS, patch)
-        pending = (ident, patch, new_cfg, errors, quiet, size)
+        # The configuration in force passed validation, so only what changed is checked.
+        keys = _changed(self.cfg, new_cfg, "", [])
+        pending = (ident, patch, new_cfg, errors, quiet, size, keys)
         if self.validate_later:
             return pending
-        errors.extend(config.validate(new_cfg))
+        errors.extend(config.validate(new_cfg, keys))
         return self._finish_set(*pending)
 
-    def _finish_set(self, ident, patch, new_cfg, errors, quiet, size):
+    def _finish_set(self, ident, patch, new_cfg, errors, quiet, size, keys):
         if errors:
             self.events.append(("config_rejected", {"errors": ["%s: %s" % e for e in errors]}))
             _log.warning("config/set (id %r) rejected with %d errors, first %s: %s", ident, len(errors), *errors[0])
             return self._error("config/set", ident, errors)
 
-        keys = _changed(self.cfg, new_cfg, "", [])
         if not keys:
             # An unsigned retained set arrives again at every connect: no reply then.
             return None if quiet else self._set_ok(ident, "unchanged")

@@ -1,6 +1,7 @@
 # Tests of firmware.config: defaults, merging, validation messages and the last-good fallback
 import json
 import os
+import sys
 
 from firmware import config
 
@@ -127,3 +128,40 @@ def test_topic_prefix_without_topic_syntax():
         assert repr(bad) in errors["mqtt.topic_prefix"], errors
     for good in ("fleet", "acme/fleet", "fl\u20acet"):
         assert config.validate(config.merge(config.DEFAULTS, {"mqtt": {"topic_prefix": good}})) == [], good
+
+
+# A polygon whose edges 0 and 2 cross, which only the geometry check finds.
+_BOW_TIE = [[31.2, 121.4], [31.21, 121.42], [31.21, 121.4], [31.2, 121.41], [31.2, 121.4]]
+
+
+def test_validate_changed_keys_only():
+    # interval_s 0 is invalid, but only a check of interval_s reports it.
+    cfg = config.merge(config.DEFAULTS, {"interval_s": 0, "alarm": {"delay_s": 90}})
+    assert config.validate(cfg, ["alarm.delay_s"]) == []
+    assert dict(config.validate(cfg, ["interval_s"]))["interval_s"] == "must be 1..86400, got 0"
+    assert "interval_s" in dict(config.validate(cfg))
+
+
+def test_validate_changed_skips_unchanged_zones():
+    zones = [{"name": "yard", "type": "polygon", "points": _BOW_TIE}]
+    cfg = config.merge(config.DEFAULTS, {"zones": zones})
+    assert config.validate(cfg, ["interval_s"]) == []
+    reason = dict(config.validate(cfg, ["zones"]))["zones[0].points"]
+    assert reason.startswith("edges "), reason
+    assert "firmware.listchecks" not in sys.modules
+    assert "firmware.geobuild" not in sys.modules
+
+
+def test_validate_changed_keeps_cross_and_unknown_rules():
+    cfg = config.merge(config.DEFAULTS, {"dht": {"temp_low": 9, "temp_high": 5}, "colour": "blue"})
+    errors = dict(config.validate(cfg, ["interval_s"]))
+    assert errors["dht.temp_low"] == "must be below dht.temp_high (5), got 9"
+    assert errors["colour"] == "unknown key"
+
+
+def test_validate_changed_section_replaced():
+    cfg = config.merge(config.DEFAULTS, {})
+    cfg["alarm"] = 5
+    errors = dict(config.validate(cfg, ["alarm"]))
+    assert errors["alarm.delay_s"] == "missing"
+    assert errors["alarm.stop_s"] == "missing"

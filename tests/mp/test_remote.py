@@ -181,8 +181,8 @@ def _two_step(text, key=""):
     r.validate_later = True
     pending = r.handle("config/set", text if isinstance(text, bytes) else text.encode(), False, 0)
     assert isinstance(pending, tuple), pending
-    assert len(pending) == 6
-    pending[3].extend(config.validate(pending[2]))
+    assert len(pending) == 7
+    pending[3].extend(config.validate(pending[2], pending[6]))
     r2 = Remote(r.cfg, r.patch, key, app.apply, app.commands, config_path=_CONFIG, counter_path=_COUNTER)
     return r2, app, json.loads(r2.finish_set(pending))
 
@@ -306,7 +306,7 @@ def test_set_memory_error():
     before = _read()
     validate = config.validate
 
-    def exhausted(cfg):
+    def exhausted(cfg, changed=None):
         raise MemoryError
 
     config.validate = exhausted
