@@ -362,7 +362,7 @@ class Remote:
     def _finish_set(self, ident, patch, new_cfg, errors, quiet, size, keys):
         if errors:
             self.events.append(("config_rejected", {"errors": ["%s: %s" % e for e in errors]}))
-            _log.warning("config/set (id %r) rejected with %d errors, first %s: %s", ident, len(errors), *errors[0])
+            _log.warning("config/set (id %r) rejected, %d error(s), first %s: %s", ident, len(errors), *errors[0])
             return self._error("config/set", ident, errors)
 
         if not keys:
