@@ -270,8 +270,8 @@ class Terminal:
         return r
 
     def _validate_set(self, pending):
-        # firmware.remote and firmware.checks take about 30 KB together on the
-        # unix port, which does not fit beside zones and a route. So the remote
+        # firmware.remote and firmware.checks take about 27 KB together on the
+        # 64-bit unix port, which does not fit beside zones and a route. So the remote
         # module is dropped while the checks run and loaded again to finish.
         self._drop_remote()
         try:
@@ -279,8 +279,14 @@ class Terminal:
         except MemoryError:
             pending[3].append(("message", "out of memory validating the configuration; send it again"))
         gc.collect()
+        # NOTE: when this reload runs out of memory, the change is not applied and
+        # no reply goes out. _remote_task logs the error, and the sender times out.
         r = self._remote_handler()
         return r, r.finish_set(pending)
+
+    def _record_remote_events(self, r):
+        for name, extra in r.events:
+            self.record_event(name, time.ticks_ms(), extra)
 
     def _control(self, name, args):
         # firmware.control is loaded only when a command runs or a change is applied.
@@ -322,13 +328,12 @@ class Terminal:
                     r = self._remote_handler()
                     reply = r.handle(kind, payload, retained, size)
                     if isinstance(reply, tuple):
+                        # A config/set waiting for validation (see _validate_set).
                         payload = None
-                        for name, extra in r.events:
-                            self.record_event(name, time.ticks_ms(), extra)
+                        self._record_remote_events(r)
                         r = None
                         r, reply = self._validate_set(reply)
-                    for name, extra in r.events:
-                        self.record_event(name, time.ticks_ms(), extra)
+                    self._record_remote_events(r)
                     if reply is not None:
                         self.uplink.send("reply", reply)
                 except Exception as e:

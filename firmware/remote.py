@@ -7,9 +7,9 @@
 #   text = r.config_text()                                    # JSON for <prefix>/<device>/config (retained)
 #
 # With r.validate_later set, handle() returns a tuple instead of validating a
-# set. The caller then drops this module, appends
-# config.validate(pending[2], pending[6]) to pending[3] and passes the tuple to
-# finish_set() of a new Remote. This way
+# set: (id, patch, new config, errors, quiet, size, changed keys). The caller
+# then drops this module, appends config.validate(pending[2], pending[6]) to
+# pending[3] and passes the tuple to finish_set() of a new Remote. This way
 # firmware.remote and firmware.checks are never in the heap together.
 #
 # Both return the JSON text as a bytearray, allocated once at its final size.
