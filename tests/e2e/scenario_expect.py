@@ -102,22 +102,35 @@ HEAP_BUDGET = 112 * 1024 * 2
 def firmware_heap(out):
     """Return the most live heap the firmware held in a vterm run, from its console output.
 
-    The interpreter's heap contains the simulator too. The total minus the lowest
-    free heap logged (after a collection) minus the simulator's share is the
-    firmware's. The simulator's share is its use before the firmware starts
-    plus the simulated board objects made for the firmware (pins, their IRQs,
-    the UART and its buffers, watchdog, RTC), which on the ESP32 are static C
-    objects or live in the IDF heap. The 1-Wire and DHT driver objects, frozen
+    tools/vterm.py holds back what the simulator leaves of its share, so the
+    firmware has the heap that the "[sim] ballast" line states (--heap, to
+    within one 1,064-byte chunk). Its use is that minus the lowest free heap
+    logged (after a collection), minus the simulated board objects made for
+    the firmware (pins, their IRQs, the UART and its buffers, watchdog, RTC),
+    which on the ESP32 are static C objects or live in the IDF heap. For those
+    the simulator gives back one ballast chunk per whole 1,064 bytes, so only
+    the rest is subtracted here. The 1-Wire and DHT driver objects, frozen
     Python objects on the ESP32, are counted as the firmware's.
     """
-    sim = re.search(r"simulator heap use (\d+) bytes of (\d+)", out)
-    assert sim, "the simulator did not report its heap use"
-    sim_use, total = int(sim.group(1)), int(sim.group(2))
+    ballast = re.search(r"\[sim\] ballast (\d+) bytes, so the firmware has (\d+) bytes of heap", out)
+    assert ballast, "the simulator did not report the firmware's heap"
+    has = int(ballast.group(2))
     board = [int(b) for b in re.findall(r"\[sim\] board objects heap (\d+) bytes", out)]
     assert board, "the simulator did not report the heap of its board objects"
     free = [int(f) for f in re.findall(r"(\d+) bytes heap free", out)]
     assert len(free) >= 5, "too few heap lines in the output"
-    return total - min(free) - sim_use - max(board)
+    return has - min(free) - max(board) % _BALLAST_CHUNK_BYTES
+
+
+# tools/sim/vterm_main.py: a ballast chunk with its slot in the list.
+_BALLAST_CHUNK_BYTES = 1064
+
+
+def firmware_heap_size(out):
+    """Return the heap the firmware had in a vterm run (the "[sim] ballast" line)."""
+    m = re.search(r"\[sim\] ballast \d+ bytes, so the firmware has (\d+) bytes of heap", out)
+    assert m, "the simulator did not report the firmware's heap"
+    return int(m.group(1))
 
 
 def seed_trip(state, trip_id, kind, early_left_s=0):

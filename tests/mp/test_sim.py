@@ -1121,7 +1121,7 @@ def _sh(cmd):
     return os.system(cmd) >> 8
 
 
-def _vterm(boot_src, main_src, data):
+def _vterm(boot_src, main_src, data, env=""):
     # A throw-away repository with the real simulator and board map, and the given boot.py and main.py.
     repo = _TMP + "/repo"
     state = _TMP + "/state"
@@ -1136,8 +1136,8 @@ def _vterm(boot_src, main_src, data):
         f.write(json.dumps(data))
     out = _TMP + "/vterm.out"
     status = _sh(
-        "VTERM_STATE=%s VTERM_SCENARIO=%s/scenario.json VTERM_REPO=%s VTERM_VERBOSE=1 %s %s/tools/sim/vterm_boot.py > %s 2>&1"
-        % (state, _TMP, repo, sys.executable, os.getcwd(), out)
+        "%s VTERM_STATE=%s VTERM_SCENARIO=%s/scenario.json VTERM_REPO=%s VTERM_VERBOSE=1 %s %s/tools/sim/vterm_boot.py > %s 2>&1"
+        % (env, state, _TMP, repo, sys.executable, os.getcwd(), out)
     )
     with open(out) as f:
         return status, f.read()
@@ -1176,6 +1176,40 @@ def test_vterm_boot_runs_firmware():
     assert 400 <= int(at_ms) <= 500
     with open(_TMP + "/state/written.txt") as f:
         assert f.read() == "on the device flash"
+
+
+_BUDGET_MAIN = """
+import gc
+gc.collect()
+print("free", gc.mem_free())
+try:
+    big = bytearray(gc.mem_free() + 2048)
+    print("allocated past the budget")
+except MemoryError:
+    print("out of memory past the budget")
+"""
+
+
+def test_vterm_boot_strict_heap_budget():
+    # VTERM_FIRMWARE_HEAP=150000: whatever the simulator leaves beyond 150,000
+    # bytes is taken by a ballast of 1,064-byte chunks, so the firmware has the
+    # budget to within one chunk, and no more.
+    status, output = _vterm("", _BUDGET_MAIN, {}, env="VTERM_FIRMWARE_HEAP=150000")
+    assert status == 0, output
+    line = [x for x in output.split("\n") if x.startswith("[sim] ballast ")][0]
+    words = line.split()
+    ballast, firmware = int(words[2]), int(words[8])
+    assert ballast > 100000, line  # the port's default heap is much larger than the budget
+    assert 150000 <= firmware < 150000 + 1064, line
+    free = int([x for x in output.split("\n") if x.startswith("free ")][0].split()[1])
+    assert free < 150000, output
+    assert "out of memory past the budget" in output
+
+
+def test_vterm_boot_without_budget_has_no_ballast():
+    status, output = _vterm("", _BUDGET_MAIN, {})
+    assert status == 0, output
+    assert "[sim] ballast" not in output
 
 
 def test_vterm_boot_watchdog_reset():

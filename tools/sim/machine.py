@@ -70,7 +70,7 @@ def _board_heap(method):
         finally:
             used = gc.mem_alloc() - before
             if used > 0:
-                world.current().board_heap_bytes += used
+                world.current().board_heap(used)
 
     return counted
 

@@ -55,6 +55,7 @@ _RMC_DATE_FIELD = const(9)
 _ZDA_DAY_FIELD = const(2)
 
 _HASH = const(0x23)
+_CR = const(0x0D)
 _DOLLAR = const(0x24)
 _STAR = const(0x2A)
 _P = const(0x50)
@@ -154,6 +155,14 @@ def rewrite_date(line, date):
     return b"%s%s*%02X%s" % (line[: start + 1], new_body, checksum(new_body) ^ error, line[end + 3 :])
 
 
+def _blank(buf, start, end):
+    # True when buf[start:end] is only spaces and tabs, tested without a copy.
+    for k in range(start, end):
+        if buf[k] not in (0x20, 0x09):
+            return False
+    return True
+
+
 class Capture:
     """An NMEA capture file split into epochs; epoch_bytes(i) reads one epoch from the file."""
 
@@ -166,10 +175,16 @@ class Capture:
         self._starts = array("i")
         self._steps = array("i")
         self._size = 0
-        self._index()
+        longest = self._index()
         if not self._starts:
             self._file.close()
             raise ValueError("no NMEA sentences in %s" % path)
+        # Read and output buffers for read_epoch(), made once. A rewritten date
+        # keeps its field's length, and a line with no CR gains 2 bytes.
+        self._raw = bytearray(longest)
+        self._raw_mv = memoryview(self._raw)
+        self._out = bytearray(longest * 2)
+        self._out_mv = memoryview(self._out)
 
     def _index(self):
         f = self._file
@@ -200,6 +215,12 @@ class Capture:
             self._steps.append(step)
             epoch_ms = t
         self._size = offset
+        longest = 0
+        starts = self._starts
+        for i in range(len(starts)):
+            end = starts[i + 1] if i + 1 < len(starts) else offset
+            longest = max(longest, end - starts[i])
+        return longest
 
     @property
     def epoch_count(self):
@@ -216,26 +237,44 @@ class Capture:
 
     def epoch_bytes(self, i):
         """Return epoch i as the receiver sends it: CRLF line ends, comments dropped, dates rewritten."""
+        return bytes(self.read_epoch(i))
+
+    def read_epoch(self, i):
+        """Return epoch i like epoch_bytes(), as a view of a buffer that the next call overwrites.
+
+        Replay uses this, so the bytes on the line need no new buffer per epoch:
+        on a board they are in the UART driver's buffer, outside the Python heap.
+        """
         start = self._starts[i]
         end = self._starts[i + 1] if i + 1 < len(self._starts) else self._size
+        n = end - start
+        raw = self._raw
         self._file.seek(start)
-        raw = self._file.read(end - start)
-        out = bytearray()
-        lines = raw.split(b"\n")
-        last = len(lines) - 1
-        for k in range(len(lines)):
-            line = lines[k]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line.strip() or line[0] == _HASH:
-                continue
-            if self.date is not None:
-                line = rewrite_date(line, self.date)
-            out += line
-            # The piece after the last LF had no line end in the file.
-            if k < last:
-                out += b"\r\n"
-        return out
+        n = self._file.readinto(self._raw_mv[:n])
+        out = self._out
+        pos = 0
+        k = 0
+        while k < n:
+            j = raw.find(b"\n", k, n)
+            last = j < 0
+            if last:
+                j = n
+            e = j
+            if e > k and raw[e - 1] == _CR:
+                e -= 1
+            if e > k and raw[k] != _HASH and not _blank(raw, k, e):
+                line = self._raw_mv[k:e]
+                if self.date is not None:
+                    line = rewrite_date(bytes(line), self.date)
+                m = len(line)
+                out[pos : pos + m] = line
+                pos += m
+                # The piece after the last LF had no line end in the file.
+                if not last:
+                    out[pos : pos + 2] = b"\r\n"
+                    pos += 2
+            k = j + 1
+        return self._out_mv[:pos]
 
     def close(self):
         self._file.close()
@@ -271,7 +310,7 @@ class Replay:
                 return
             data = self._data
             if data is None:
-                data = self._data = self.capture.epoch_bytes(self._epoch)
+                data = self._data = self.capture.read_epoch(self._epoch)
                 self._sent = 0
             n = len(data)
             due = (now_ms - self._wire_ms) * self.baud // 10_000

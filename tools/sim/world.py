@@ -420,6 +420,22 @@ class World:
         # which on the ESP32 are not in the Python heap. run() prints it.
         self.board_heap_bytes = 0
         self._board_heap_reported = 0
+        # Heap held back so the firmware has only its budget (vterm_main.py).
+        self._ballast = []
+        self._ballast_chunk = 0
+        self._ballast_released = 0
+
+    def hold_ballast(self, chunks, chunk_bytes):
+        """Keep chunks (heap held back from the firmware); board_heap() frees them as board objects are made."""
+        self._ballast = chunks
+        self._ballast_chunk = chunk_bytes
+
+    def board_heap(self, used):
+        """Count used bytes of simulated board objects and give as much ballast back to the firmware."""
+        self.board_heap_bytes += used
+        while self._ballast and self._ballast_released + self._ballast_chunk <= self.board_heap_bytes:
+            self._ballast.pop()
+            self._ballast_released += self._ballast_chunk
 
     def _open_capture(self, spec):
         import nmea_replay
