@@ -42,6 +42,23 @@ def crc8(data):
     return crc
 
 
+def rom_crc_ok(rom):
+    """Return True if byte 7 of an 8-byte 1-Wire ROM ID is the Dallas CRC-8 of bytes 0-6."""
+    return crc8(rom) == 0
+
+
+def parse_rom(text):
+    """Return the 8 ROM bytes of "28A1B2C304000096" or "28:A1:B2:C3:04:00:00:96"; raise ValueError."""
+    hexdigits = text.replace(":", "").replace("-", "")
+    if len(hexdigits) != 16:
+        raise ValueError("ROM ID must have 16 hex digits")
+    try:
+        rom = bytes(int(hexdigits[i : i + 2], 16) for i in range(0, 16, 2))
+    except ValueError:
+        raise ValueError("ROM ID is not hexadecimal")
+    return rom
+
+
 def raw_to_mc(raw):
     """Convert a raw 1/16 degC reading to milli-degrees C, rounding half steps down.
 

@@ -248,7 +248,7 @@ class Alarms:
         if not cfg["zones"] and not cfg["route"]["points"]:
             return
         from firmware import geo
-        from firmware.config import unload
+        from firmware.transient import unload
 
         self._fix_e5 = geo.fix_e5
         try:

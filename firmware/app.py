@@ -8,7 +8,8 @@ import time
 from micropython import const
 
 from drivers import board
-from firmware import bootguard, config, log
+from firmware import bootguard, log
+from firmware.transient import unload
 from firmware import alarms as _alarms
 from firmware.alarms import Alarms
 from firmware.clock import Clock, Uptime, civil_from_unix
@@ -71,6 +72,7 @@ class Terminal:
         self.remote = None
         self._auth_state = (0, None)
         self._cfg_hash = None  # hash of self.cfg once firmware.remote computed it
+        self.config_changed = False  # set by firmware.apply; the retained document is then published again
         self.reset_at = None
 
         self._make_uplink()
@@ -252,9 +254,11 @@ class Terminal:
         gc.collect()
         from firmware.remote import Remote
 
+        from firmware.config import CONFIG_PATH
+
         patch = {}
         try:
-            with open(config.CONFIG_PATH) as f:
+            with open(CONFIG_PATH) as f:
                 patch = json.load(f)
         except (OSError, ValueError):
             pass
@@ -275,6 +279,8 @@ class Terminal:
         # module is dropped while the checks run and loaded again to finish.
         self._drop_remote()
         try:
+            from firmware import config
+
             pending[3].extend(config.validate(pending[2], pending[6]))
         except MemoryError:
             pending[3].append(("message", "out of memory validating the configuration; send it again"))
@@ -289,11 +295,13 @@ class Terminal:
             self.record_event(name, time.ticks_ms(), extra)
 
     def _control(self, name, args):
-        # firmware.control is loaded only when a command runs or a change is applied.
+        # firmware.control is loaded only when a command runs, firmware.apply when a change is applied.
+        if name == "apply":
+            from firmware import apply
+
+            return apply.apply_config(self, args[0], args[1])
         from firmware import control
 
-        if name == "apply":
-            return control.apply_config(self, args[0], args[1])
         return control.COMMANDS[name](self, args)
 
     def _drop_remote(self):
@@ -302,17 +310,27 @@ class Terminal:
             self._auth_state = (r.auth_failures, r._auth_logged_ms)
             self._cfg_hash = r.hash
         self.remote = None
-        config.unload("firmware.control")
-        config.unload("firmware.remote")
-        config.unload("firmware.signing")
+        unload("firmware.control")
+        unload("firmware.apply")
+        unload("firmware.remote")
+        unload("firmware.signing")
+        unload("firmware.config")
         if not self.alarms.zones and self.alarms.corridor is None:
             # Loaded to validate zones or a route that were not put in force.
-            config.unload("firmware.geo")
+            unload("firmware.geo")
         gc.collect()
 
     def _on_connect(self):
+        self._publish_config()
+
+    def _publish_config(self):
+        # The retained document, after each connect and each applied change. When
+        # this fails the change is still in force; the next connect publishes it.
+        self.config_changed = False
         try:
             self.uplink.send("config", self._remote_handler().config_text(), True)
+        except MemoryError:
+            _log.warning("out of memory publishing the configuration; it is published again after the next connect")
         except Exception as e:
             _log.exc(e, "cannot publish the configuration")
         finally:
@@ -340,8 +358,13 @@ class Terminal:
                     _log.exc(e, "remote message on %s failed", kind)
                     gc.collect()
                 finally:
-                    payload = r = None
+                    # reply may hold a set that failed half-way (its new configuration):
+                    # drop it, or the next messages find that heap taken.
+                    payload = r = reply = None
                     self._drop_remote()
+                if self.config_changed:
+                    # Published with only firmware.remote loaded, after the change is done.
+                    self._publish_config()
                 await asyncio.sleep_ms(0)
 
     def _reset(self):
@@ -480,7 +503,13 @@ def _task_exception(loop, context):
 
 
 async def main():
-    cfg, errors, source = config.load()
+    # firmware.config is loaded again only while a remote message is handled.
+    from firmware import config
+
+    try:
+        cfg, errors, source = config.load()
+    finally:
+        unload("firmware.config")
     lg = cfg["log"]
     log.setup(lg["level"], lg["file"] or None, lg["file_max_bytes"])
     for key, reason in errors:

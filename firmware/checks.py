@@ -8,79 +8,118 @@
 
 import json
 
-from firmware.config import CONFIG_PATH, DEFAULTS, GOOD_PATH, SECRET_KEYS, merge, parse_rom, rom_crc_ok
+from firmware.config import CONFIG_PATH, GOOD_PATH, SECRET_KEYS, merge
 
-# (key path, type, minimum, maximum). "num" accepts int or float; "num?" also None.
-# A tuple of strings as the type lists the allowed values. A tuple rather than
-# a dict: validation runs while the heap is fragmented, and a dict of these 65
-# keys needs one free block of about 1 KB for its table.
+# One rule per line: key path, type, minimum, maximum ("-" for none). "num"
+# accepts int or float, "num?" also null; "a|b" lists the allowed strings. The
+# bounds of "str" and "hex" are lengths, those of "probes", "zones" and "route"
+# counts. Text rather than tuples, because validation runs while the heap is
+# fragmented: as strings the table takes about 2 KB of heap, as 65 tuples about
+# 10 KB (64-bit unix port). Several short strings rather than one, so that each
+# fits in a small free block. rules() gives the tuples.
 RULES = (
-    ("device_id", "str", 0, 64),
-    ("interval_s", "int", 1, 86400),
-    ("alarm_interval_s", "int", 1, 86400),
-    ("sample_s", "int", 1, 3600),
-    ("probes", "probes", 0, 16),
-    ("dht.enabled", "bool", None, None),
-    ("dht.model", ("DHT22", "DHT11"), None, None),
-    ("dht.interval_s", "int", 2, 3600),
-    ("dht.temp_low", "num?", -40, 80),
-    ("dht.temp_high", "num?", -40, 80),
-    ("dht.rh_low", "num?", 0, 100),
-    ("dht.rh_high", "num?", 0, 100),
-    ("gnss.enabled", "bool", None, None),
-    ("gnss.baud", "int", 1200, 921600),
-    ("alarm.delay_s", "int", 0, 86400),
-    ("alarm.hysteresis_c", "num", 0.01, 20),
-    ("alarm.hysteresis_rh", "num", 0.1, 50),
-    ("alarm.cumulative_s", "int", 0, 604800),
-    ("alarm.early_s", "int", 0, 86400),
-    ("alarm.early_margin_c", "num", 0, 20),
-    ("alarm.early_margin_rh", "num", 0, 50),
-    ("alarm.early_delay_s", "int", 0, 86400),
-    ("alarm.trend_horizon_s", "int", 0, 7200),
-    ("alarm.trend_window_s", "int", 30, 3600),
-    ("alarm.fault_count", "int", 1, 100),
-    ("alarm.gnss_silent_s", "int", 0, 86400),
-    ("alarm.gnss_nofix_s", "int", 0, 86400),
-    ("alarm.moving_kmh", "int", 1, 50),
-    ("alarm.door_open_delay_s", "int", 0, 86400),
-    ("alarm.sos_clear_hold_s", "int", 1, 60),
-    ("alarm.overspeed_kmh", "int", 0, 250),
-    ("alarm.overspeed_s", "int", 0, 3600),
-    ("alarm.stop_s", "int", 0, 86400),
-    ("zones", "zones", 0, 16),
-    ("route.points", "route", 0, 64),
-    ("route.width_m", "int", 10, 5000),
-    ("remote.key", "hex", 32, 128),
-    ("version", "int", 0, 1000000000),
-    ("inputs.debounce_ms", "int", 1, 1000),
-    ("mqtt.host", "str", 1, 253),
-    ("mqtt.port", "int", 1, 65535),
-    ("mqtt.client_id", "str", 0, 64),
-    ("mqtt.user", "str", 0, 128),
-    ("mqtt.password", "str", 0, 256),
-    ("mqtt.tls", "bool", None, None),
-    ("mqtt.ca_file", "str", 0, 128),
-    ("mqtt.server_hostname", "str", 0, 253),
-    ("mqtt.keepalive_s", "int", 5, 3600),
-    ("mqtt.topic_prefix", "str", 1, 64),
-    ("mqtt.timeout_s", "int", 1, 120),
-    ("mqtt.backoff_max_s", "int", 1, 3600),
-    ("wifi.ssid", "str", 0, 32),
-    ("wifi.password", "str", 0, 64),
-    ("mqtt.window", "int", 1, 32),
-    ("mqtt.batch_bytes", "int", 1024, 65536),
-    ("spool.dir", "str", 2, 64),
-    ("spool.segment_bytes", "int", 2048, 65536),
-    ("spool.max_segments", "int", 2, 1024),
-    ("spool.flush_s", "int", 1, 600),
-    ("spool.flush_records", "int", 1, 64),
-    ("spool.time_wait_s", "int", 0, 86400),
-    ("log.level", ("debug", "info", "warning", "error"), None, None),
-    ("log.file", "str", 0, 128),
-    ("log.file_max_bytes", "int", 1024, 1048576),
-    ("watchdog_s", "int", 0, 600),
+    """
+device_id str 0 64
+interval_s int 1 86400
+alarm_interval_s int 1 86400
+sample_s int 1 3600
+probes probes 0 16
+dht.enabled bool - -
+dht.model DHT22|DHT11 - -
+dht.interval_s int 2 3600
+dht.temp_low num? -40 80
+dht.temp_high num? -40 80
+dht.rh_low num? 0 100
+dht.rh_high num? 0 100
+gnss.enabled bool - -
+gnss.baud int 1200 921600
+""",
+    """
+alarm.delay_s int 0 86400
+alarm.hysteresis_c num 0.01 20
+alarm.hysteresis_rh num 0.1 50
+alarm.cumulative_s int 0 604800
+alarm.early_s int 0 86400
+alarm.early_margin_c num 0 20
+alarm.early_margin_rh num 0 50
+alarm.early_delay_s int 0 86400
+alarm.trend_horizon_s int 0 7200
+alarm.trend_window_s int 30 3600
+alarm.fault_count int 1 100
+alarm.gnss_silent_s int 0 86400
+alarm.gnss_nofix_s int 0 86400
+alarm.moving_kmh int 1 50
+alarm.door_open_delay_s int 0 86400
+""",
+    """
+alarm.sos_clear_hold_s int 1 60
+alarm.overspeed_kmh int 0 250
+alarm.overspeed_s int 0 3600
+alarm.stop_s int 0 86400
+zones zones 0 16
+route.points route 0 64
+route.width_m int 10 5000
+remote.key hex 32 128
+version int 0 1000000000
+inputs.debounce_ms int 1 1000
+""",
+    """
+mqtt.host str 1 253
+mqtt.port int 1 65535
+mqtt.client_id str 0 64
+mqtt.user str 0 128
+mqtt.password str 0 256
+mqtt.tls bool - -
+mqtt.ca_file str 0 128
+mqtt.server_hostname str 0 253
+mqtt.keepalive_s int 5 3600
+mqtt.topic_prefix str 1 64
+mqtt.timeout_s int 1 120
+mqtt.backoff_max_s int 1 3600
+wifi.ssid str 0 32
+wifi.password str 0 64
+mqtt.window int 1 32
+mqtt.batch_bytes int 1024 65536
+""",
+    """
+spool.dir str 2 64
+spool.segment_bytes int 2048 65536
+spool.max_segments int 2 1024
+spool.flush_s int 1 600
+spool.flush_records int 1 64
+spool.time_wait_s int 0 86400
+log.level debug|info|warning|error - -
+log.file str 0 128
+log.file_max_bytes int 1024 1048576
+watchdog_s int 0 600
+""",
 )
+
+
+def rules():
+    """Yield every rule as (key, type, minimum, maximum), in table order."""
+    for text in RULES:
+        start = 1
+        while True:
+            end = text.find("\n", start)
+            if end < 0:
+                break
+            yield _parse(text[start:end])
+            start = end + 1
+
+
+def _parse(line):
+    key, kind, lo, hi = line.split()
+    if "|" in kind:
+        kind = tuple(kind.split("|"))
+    return key, kind, _bound(lo), _bound(hi)
+
+
+def _bound(text):
+    if text == "-":
+        return None
+    return float(text) if "." in text else int(text)
+
 
 
 def _unknown(d, prefix, errors):
@@ -99,15 +138,18 @@ def _unknown(d, prefix, errors):
 
 
 def _rule(key):
-    for r in RULES:
-        if r[0] == key:
-            return r
+    probe = "\n" + key + " "
+    for text in RULES:
+        i = text.find(probe)
+        if i >= 0:
+            return _parse(text[i + 1 : text.find("\n", i + 1)])
     return None
 
 
 def _has_rules_below(prefix):
-    for r in RULES:
-        if r[0].startswith(prefix):
+    probe = "\n" + prefix
+    for text in RULES:
+        if text.find(probe) >= 0:
             return True
     return False
 
@@ -195,7 +237,7 @@ def validate(cfg, changed=None):
     """
     errors = []
     _unknown(cfg, "", errors)
-    for rule in RULES:
+    for rule in rules():
         key = rule[0]
         if changed is not None and not _affected(key, changed):
             continue
@@ -275,6 +317,9 @@ def load(path=CONFIG_PATH, good_path=GOOD_PATH):
     was wrong with the file at path, and source is "file", "last-good" or
     "defaults" to tell which configuration is in force.
     """
+    # Only loading needs the defaults; a remote change is validated without them.
+    from firmware.defaults import DEFAULTS
+
     errors = []
     try:
         patch = _read_json(path)

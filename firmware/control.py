@@ -1,8 +1,9 @@
-# Remote commands and live configuration changes, loaded with firmware.remote for each message
+# Remote commands, loaded with firmware.remote for each cmd message
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 #
 # Kept out of firmware/app.py so that its bytecode is in the heap only while a
-# remote message is handled. Each function takes the running Terminal.
+# command runs. Each function takes the running Terminal. A configuration
+# change is put in force by firmware/apply.py instead.
 
 import gc
 import time
@@ -17,69 +18,12 @@ _RESET_DELAY_MS = const(3000)  # time for the reply to leave before a requested 
 _log = log.get("app")
 
 
-# Settings the running terminal takes over without a restart.
-_LIVE_PREFIXES = ("alarm.", "zones", "route.", "interval_s", "alarm_interval_s", "dht.temp_", "dht.rh_",
-                  "remote.", "version")
-
-
-def live_key(key, old, new):
-    """Return True when a change of key can be put in force without a restart."""
-    for p in _LIVE_PREFIXES:
-        if key.startswith(p):
-            return True
-    if key == "probes":
-        # New limits apply at once. Other probe changes rebuild the channels, so they need a restart.
-        a, b = old["probes"], new["probes"]
-        if len(a) != len(b):
-            return False
-        for i in range(len(a)):
-            if a[i]["rom"] != b[i]["rom"] or a[i]["name"] != b[i]["name"]:
-                return False
-        return True
-    return False
-
-
 def trip_summary(term):
     """Return the running trip's id, type and seconds out of range per channel."""
     out = {}
     for name in term.alarms.channels:
         out[name] = term.alarms.channels[name].out_ms // 1000
     return {"trip": term.alarms.trip_id, "type": _alarms.TRIP_TYPES[term.alarms.trip], "out_of_range_s": out}
-
-
-def apply_config(term, new_cfg, changed):
-    """Put a validated configuration in force; return "live" or "restart"."""
-    restart = []
-    for key in changed:
-        if not live_key(key, term.cfg, new_cfg):
-            restart.append(key)
-    if restart:
-        # config.json contains the change, and the next start reads it.
-        term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
-        term.cfg = new_cfg
-        _log.warning("configuration changed (%s); restarting to apply it", ", ".join(restart))
-        _publish_config(term)
-        return "restart"
-    try:
-        term.alarms.configure(new_cfg)
-    except MemoryError:
-        # The file is written, so a restart puts the change in force.
-        term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
-        term.cfg = new_cfg
-        _log.error("out of memory applying the configuration; restarting to apply it")
-        return "restart"
-    term.cfg = new_cfg
-    _log.info("configuration applied: %s", ", ".join(changed))
-    _publish_config(term)
-    return "live"
-
-
-def _publish_config(term):
-    # The change is in force whether or not this succeeds; the document goes out again after the next connect.
-    try:
-        term.uplink.send("config", term.remote.config_text(), True)
-    except MemoryError:
-        _log.warning("out of memory publishing the configuration; it is published again after the next connect")
 
 
 def cmd_trip_start(term, args):

@@ -137,7 +137,7 @@ def _length_m(ex, ey):
 def _builder():
     # The constructors' validation and projection code (firmware.geobuild) is
     # needed once per configuration change. The caller that builds shapes drops
-    # it again with config.unload("firmware.geobuild").
+    # it again with transient.unload("firmware.geobuild").
     from firmware import geobuild
 
     return geobuild

@@ -3,7 +3,7 @@
 #
 # The constructors of firmware.geo call these, so this module is in the heap
 # only while shapes are built or a configuration is checked; the caller drops
-# it afterwards with config.unload("firmware.geobuild"). Floats and long ints
+# it afterwards with transient.unload("firmware.geobuild"). Floats and long ints
 # are fine here: this runs once per configuration, not per fix.
 
 import math

@@ -24,14 +24,12 @@
 # from old reports, not measured here.
 
 import asyncio
-import errno
-import select
-import socket
 from time import ticks_diff, ticks_ms
 
 from micropython import const
 
 from firmware import log
+from firmware.transient import unload
 
 _log = log.get("mqtt")
 
@@ -42,15 +40,8 @@ _RX_CHUNK_BYTES = const(64)
 # QoS 1 payloads above this size are written after the header instead of copied into one packet.
 _COPY_MAX_BYTES = const(512)
 _KEEPALIVE_TICK_MS = const(1000)
-_CONNECT_POLL_MS = const(5)
-_DNS_POLL_MS = const(20)
-# setsockopt values of Linux and lwIP; the unix port's socket module does not export them.
-_IPPROTO_TCP = const(6)
-_TCP_NODELAY = const(1)
 
 # Packet types (high nibble of the first byte)
-_CONNECT = const(0x10)
-_CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
 _SUBSCRIBE = const(0x82)  # low nibble 0b0010 is required for SUBSCRIBE
@@ -65,16 +56,6 @@ _AWAITING_SUBACK = const(-3)
 
 PINGREQ = b"\xc0\x00"
 DISCONNECT = b"\xe0\x00"
-
-# CONNACK return codes 1-5 (MQTT 3.1.1, section 3.2.2.3)
-_CONNACK_MEANING = (
-    "accepted",
-    "unacceptable protocol version",
-    "identifier rejected",
-    "server unavailable",
-    "bad user name or password",
-    "not authorised",
-)
 
 
 class MQTTError(OSError):
@@ -153,65 +134,34 @@ def _header(packet_type, remaining, left_out=0):
     return buf, _put_length(buf, 1, remaining)
 
 
-def connect_packet(client_id, keepalive_s, clean=True, user=b"", password=b"", will=None):
-    """Build a CONNECT packet. The will is (topic, payload, qos, retain) or None."""
-    client_id = _to_bytes(client_id)
-    user = _to_bytes(user)
-    password = _to_bytes(password)
-    if password and not user:
-        raise ValueError("MQTT 3.1.1 allows a password only together with a user name")
-    if not 0 <= keepalive_s <= 65535:
-        raise ValueError("keepalive must be 0..65535 s, got %d" % keepalive_s)
-    flags = 0x02 if clean else 0
-    remaining = 10 + 2 + len(client_id)
-    _check_string("client id", client_id)
-    if will:
-        will_topic = _to_bytes(will[0])
-        will_payload = _to_bytes(will[1])
-        _check_string("will topic", will_topic)
-        _check_string("will payload", will_payload)
-        flags |= 0x04 | (will[2] & 3) << 3 | (0x20 if will[3] else 0)
-        remaining += 4 + len(will_topic) + len(will_payload)
-    if user:
-        _check_string("user name", user)
-        flags |= 0x80
-        remaining += 2 + len(user)
-    if password:
-        _check_string("password", password)
-        flags |= 0x40
-        remaining += 2 + len(password)
-
-    buf, pos = _header(_CONNECT, remaining)
-    pos = _put_string(buf, pos, b"MQTT")
-    buf[pos] = 4  # protocol level 4 = MQTT 3.1.1
-    buf[pos + 1] = flags
-    buf[pos + 2] = keepalive_s >> 8
-    buf[pos + 3] = keepalive_s & 0xFF
-    pos = _put_string(buf, pos + 4, client_id)
-    if will:
-        pos = _put_string(buf, pos, will_topic)
-        pos = _put_string(buf, pos, will_payload)
-    if user:
-        pos = _put_string(buf, pos, user)
-    if password:
-        pos = _put_string(buf, pos, password)
-    return buf
+def _pieces_len(pieces):
+    n = 0
+    for p in pieces:
+        n += len(p)
+    return n
 
 
 def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False, header_only=False):
     """Build a PUBLISH packet. QoS 1 needs a packet id (pid), QoS 0 ignores it.
 
     With header_only, return the packet without its payload, to be sent
-    followed by the payload: a large payload is then not copied.
+    followed by the payload: a large payload is then not copied. The payload
+    may be a list of buffers, sent one after the other, only with header_only.
     """
     topic = _to_bytes(topic)
-    payload = _to_bytes(payload)
+    if isinstance(payload, list):
+        if not header_only:
+            raise ValueError("a payload in pieces is sent after the header (header_only)")
+        n = _pieces_len(payload)
+    else:
+        payload = _to_bytes(payload)
+        n = len(payload)
     _check_string("topic", topic)
     if qos not in (0, 1):
         raise ValueError("qos must be 0 or 1, got %r" % (qos,))
     if qos and not 1 <= pid <= 65535:
         raise ValueError("QoS 1 needs a packet id 1..65535, got %r" % (pid,))
-    remaining = 2 + len(topic) + len(payload)
+    remaining = 2 + len(topic) + n
     first = _PUBLISH | qos << 1
     if qos:
         remaining += 2
@@ -219,7 +169,7 @@ def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False, header
         first |= 0x08
     if retain:
         first |= 0x01
-    buf, pos = _header(first, remaining, len(payload) if header_only else 0)
+    buf, pos = _header(first, remaining, n if header_only else 0)
     pos = _put_string(buf, pos, topic)
     if qos:
         buf[pos] = pid >> 8
@@ -251,18 +201,6 @@ def _current_task():
         return asyncio.current_task()
     except RuntimeError:
         return None  # called outside a running loop
-
-
-def _is_ip_literal(host):
-    if ":" in host:
-        return True  # IPv6
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for part in parts:
-        if not part or not part.isdigit():
-            return False
-    return True
 
 
 class MQTTClient:
@@ -328,155 +266,14 @@ class MQTTClient:
 
     async def connect(self, clean=True):
         """Open the connection and send CONNECT; return the CONNACK session-present flag."""
-        self.close()
-        self.error = None
-        # Packet ids of the old connection can get no ack any more. Their waiters
-        # were woken by close() and raise when they find their entry gone.
-        self._pending.clear()
-        self._inflight = 0
-        addr_info = await self._resolve()
+        # The connect code runs once per connection, so it is loaded for the call only.
+        from firmware import mqttconnect
+
         try:
-            return await asyncio.wait_for_ms(self._open(addr_info, clean), self._timeout_ms)
-        except asyncio.TimeoutError:
-            err = MQTTError(
-                "timed out after %d s %s (%s:%d)" % (self.timeout_s, self._stage, self.host, self.port)
-            )
-        except ValueError as e:
-            # mbedTLS reports certificate problems (bad CA, host name mismatch) as ValueError.
-            reason = " ".join(str(e).split())  # mbedTLS wraps its text in newlines
-            err = MQTTError("TLS handshake with %s:%d failed: %s" % (self.host, self.port, reason))
-        except OSError as e:
-            err = e
-        self.close()
-        self.error = err
-        raise err
-
-    async def _open(self, addr_info, clean):
-        self._stage = "waiting for the TCP connection"
-        sock = socket.socket(addr_info[0], addr_info[1], addr_info[2])
-        self._sock = sock
-        sock.setblocking(False)
-        # With Nagle's algorithm each PUBLISH of a window waits until the previous
-        # segment is acknowledged. Through a 20 ms round-trip proxy on the unix port,
-        # window 8 gave about 120 messages/s with Nagle and 250-300 without
-        # (tests/e2e/test_mqtt_client.py, test_qos1_rate_window_vs_wait).
-        try:
-            sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
-        except OSError as e:
-            _log.debug("TCP_NODELAY not set: %s", e)
-        try:
-            sock.connect(addr_info[-1])
-        except OSError as e:
-            if e.errno != errno.EINPROGRESS:
-                raise
-        await self._wait_writable(sock)
-
-        if self.ssl:
-            self._stage = "in the TLS handshake"
-            sock = self.ssl.wrap_socket(
-                sock, server_hostname=self.server_hostname, do_handshake_on_connect=False
-            )
-            self._sock = sock
-            sock.setblocking(False)
-        self._stream = asyncio.StreamReader(sock)
-
-        # The TLS handshake runs inside this first write. A refused TCP
-        # connection shows here too, as OSError ECONNREFUSED.
-        await self._send(
-            connect_packet(self.client_id, self.keepalive_s, clean, self.user, self.password, self.will)
-        )
-
-        self._stage = "waiting for CONNACK"
-        buf = self._rxbuf
-        await self._recv_into(buf, 4)
-        if buf[0] != _CONNACK or buf[1] != 2:
-            raise MQTTError("expected CONNACK, got packet 0x%02x 0x%02x" % (buf[0], buf[1]))
-        rc = buf[3]
-        if rc:
-            meaning = _CONNACK_MEANING[rc] if rc < len(_CONNACK_MEANING) else "unknown reason"
-            raise MQTTError("connection refused: %s (rc %d)" % (meaning, rc), rc)
-
-        self.connected = True
-        self._ping_sent_ms = None
-        self._reader_task = asyncio.create_task(self._read_loop())
-        if self.keepalive_s:
-            self._ping_task = asyncio.create_task(self._keepalive_loop())
-        return bool(buf[2] & 1)
-
-    async def _wait_writable(self, sock):
-        # A non-blocking connect has finished when the socket polls writable. A refused
-        # connect polls POLLERR/POLLHUP, and the first write then raises the real errno.
-        # asyncio has no public "wait until writable", so this polls a private poller.
-        poller = select.poll()
-        poller.register(sock, select.POLLOUT)
-        try:
-            while not poller.poll(0):
-                await asyncio.sleep_ms(_CONNECT_POLL_MS)
+            return await mqttconnect.connect(self, clean)
         finally:
-            poller.unregister(sock)
-
-    async def _resolve(self):
-        # Returns one getaddrinfo() entry: (family, type, proto, canonname, sockaddr).
-        if _is_ip_literal(self.host):
-            # getaddrinfo of an address literal needs no DNS query, so it returns at once.
-            return socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
-        try:
-            import _thread
-        except ImportError:
-            # TODO this is blocking! A port without _thread resolves on the loop's thread.
-            return socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
-
-        # NOTE: the threaded DNS path runs on the unix port (tests use "localhost")
-        # but is untested on the ESP32, including the worker's stack size.
-        if self._dns_lock is None:
-            self._dns_lock = _thread.allocate_lock()
-        with self._dns_lock:
-            start = not self._dns_busy
-            if start:
-                self._dns_busy = True
-                self._dns_result = None
-        if start:
-            try:
-                _thread.start_new_thread(self._dns_worker, (self.host, self.port))
-            except Exception:
-                # No memory for the worker's stack: let the next attempt try again.
-                with self._dns_lock:
-                    self._dns_busy = False
-                raise
-
-        # A worker left over from a timed-out lookup is waited for again, never doubled.
-        started_ms = ticks_ms()
-        while True:
-            with self._dns_lock:
-                result = self._dns_result
-                if result is not None:
-                    self._dns_result = None
-            if result is not None:
-                break
-            if ticks_diff(ticks_ms(), started_ms) >= self._timeout_ms:
-                result = MQTTError("timed out after %d s resolving %s" % (self.timeout_s, self.host))
-                break
-            await asyncio.sleep_ms(_DNS_POLL_MS)
-
-        if isinstance(result, tuple):
-            self._dns_cache = result
-            return result
-        if self._dns_cache is not None:
-            _log.warning("DNS lookup of %s failed (%s); using the last good address", self.host, result)
-            return self._dns_cache
-        if isinstance(result, OSError):
-            raise result
-        raise MQTTError("DNS lookup of %s failed: %r" % (self.host, result))
-
-    def _dns_worker(self, host, port):
-        # Runs in a _thread worker, because getaddrinfo blocks until the DNS server replies.
-        try:
-            result = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-        except Exception as e:
-            result = e
-        with self._dns_lock:
-            self._dns_result = result
-            self._dns_busy = False
+            mqttconnect = None
+            unload("firmware.mqttconnect")
 
     async def disconnect(self):
         """Send DISCONNECT (so the broker discards the last will) and close the connection."""
@@ -537,7 +334,10 @@ class MQTTClient:
                 raise self.error or MQTTError("not connected")
             try:
                 stream.write(packet)
-                if tail is not None:
+                if isinstance(tail, list):
+                    for piece in tail:
+                        stream.write(piece)
+                elif tail is not None:
                     stream.write(tail)
                 await asyncio.wait_for_ms(stream.drain(), self._timeout_ms)
             except asyncio.TimeoutError:
@@ -607,12 +407,15 @@ class MQTTClient:
         if not self.connected:
             raise self.error or MQTTError("not connected")
         if not qos:
-            await self._send(publish_packet(topic, payload, 0, retain))
+            if isinstance(payload, list):
+                await self._send(publish_packet(topic, payload, 0, retain, header_only=True), payload)
+            else:
+                await self._send(publish_packet(topic, payload, 0, retain))
             return None
         pid = self._next_pid()
         tail = None
-        if len(payload) > _COPY_MAX_BYTES:
-            tail = _to_bytes(payload)
+        if isinstance(payload, list) or len(payload) > _COPY_MAX_BYTES:
+            tail = payload if isinstance(payload, list) else _to_bytes(payload)
             packet = publish_packet(topic, tail, qos, retain, pid, header_only=True)
         else:
             packet = publish_packet(topic, payload, qos, retain, pid)

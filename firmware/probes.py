@@ -29,9 +29,8 @@ import time
 
 from micropython import const
 
-from drivers.ds18b20 import ABSENT, CRC, OK, POWER_ON, RAW_POWER_ON, STATUS_NAMES, raw_to_mc
+from drivers.ds18b20 import ABSENT, CRC, OK, POWER_ON, RAW_POWER_ON, STATUS_NAMES, parse_rom, raw_to_mc
 from firmware import log
-from firmware.config import parse_rom
 
 _log = log.get("probes")
 

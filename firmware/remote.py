@@ -30,6 +30,7 @@ from time import ticks_diff, ticks_ms
 from micropython import const
 
 from firmware import config, log
+from firmware.transient import unload
 
 _log = log.get("remote")
 
@@ -38,6 +39,7 @@ _MESSAGE_MAX_BYTES = const(4096)  # the MQTT client skips longer messages unread
 _DEPTH_MAX = const(8)
 _VALUES_MAX = const(600)
 _ID_MAX_CHARS = const(32)
+_PIECE_BYTES = const(256)  # replies are built in pieces of this size
 _AUTH_LOG_MS = const(10000)  # at most one log line per 10 s for rejected signatures
 _FIXED_KEYS = ("device_id", "version")
 _FIELDS = {"config/set": ("id", "ctr", "set"), "config/get": ("id", "ctr"), "cmd": ("id", "ctr", "cmd", "args")}
@@ -123,33 +125,41 @@ def _dump(value, write):
 
 
 class _Writer:
-    # The first pass only counts (view None). The second fills one bytearray of
-    # that size, which the MQTT client sends after the packet header without
-    # copying it when it is long. Every piece is ASCII, so characters and bytes
-    # count the same.
+    # The first pass only counts (pieces None). The second fills bytearrays of
+    # up to _PIECE_BYTES made for that count, so a reply never needs one large
+    # free block, which the heap often lacks while a message is handled. The
+    # MQTT client writes the pieces after the packet header. Every character is
+    # ASCII, so characters and bytes count the same.
     n = 0
-    view = None
+    pieces = None
 
     def write(self, s):
-        if self.view is not None:
-            self.view[self.n : self.n + len(s)] = s.encode()
+        if self.pieces is not None:
+            data = s.encode()
+            done = 0
+            while done < len(data):
+                i, at = divmod(self.n + done, _PIECE_BYTES)
+                k = min(len(data) - done, _PIECE_BYTES - at)
+                self.pieces[i][at : at + k] = data[done : done + k]
+                done += k
         self.n += len(s)
 
 
 def _text(emit, value):
+    # The JSON text that emit writes for value, as a list of bytearrays.
     w = _Writer()
     emit(value, w.write)
     gc.collect()
-    data = bytearray(w.n)
-    w.view = memoryview(data)
+    n = w.n
+    w.pieces = [bytearray(min(_PIECE_BYTES, n - i)) for i in range(0, n, _PIECE_BYTES)]
     w.n = 0
     emit(value, w.write)
-    return data
+    return w.pieces
 
 
 def canonical(value):
     """Return the canonical JSON text of value: json.dumps(value, sort_keys=True, separators=(",", ":")) in CPython."""
-    return _text(_dump, value).decode()
+    return b"".join(_text(_dump, value)).decode()
 
 
 def _object(pairs):
@@ -316,7 +326,7 @@ class Remote:
             # needs the memory. A key change below loads it again.
             self._verifier = None
             e = ReplayError = SigningError = None
-            config.unload("firmware.signing")
+            unload("firmware.signing")
             gc.collect()
         else:
             try:
@@ -350,7 +360,12 @@ class Remote:
             if key in change:
                 errors.append((key, "cannot be set remotely"))
         patch = config.merge(self.patch, {k: change[k] for k in change if k not in _FIXED_KEYS})
-        new_cfg = config.merge(config.DEFAULTS, patch)
+        from firmware.defaults import DEFAULTS
+
+        new_cfg = config.merge(DEFAULTS, patch)
+        # The sections that patch leaves alone stay in new_cfg; the module goes.
+        DEFAULTS = None
+        unload("firmware.defaults")
         # The configuration in force passed validation, so only what changed is checked.
         keys = _changed(self.cfg, new_cfg, "", [])
         pending = (ident, patch, new_cfg, errors, quiet, size, keys)

@@ -26,8 +26,11 @@ import os
 from micropython import const
 
 from firmware import log
+from firmware.transient import unload
 
 _log = log.get("spool")
+_frame = None
+_frame_mv = None
 
 _SYNC = const(0xA5)
 _HEADER_BYTES = const(3)  # sync byte and 2-byte length
@@ -43,7 +46,6 @@ _ENOSPC = const(28)
 # have 12 characters, so here the error means a full flash.
 _ENAMETOOLONG = const(36)
 _EIO = const(5)
-_NO_LIMIT_BYTES = const(0x3FFFFFFF)  # largest small int on a 32-bit port
 
 
 class SpoolError(OSError):
@@ -69,8 +71,13 @@ class Spool:
         self._batch_mv = memoryview(self._batch)
         self._batch_len = 0
         self._batch_count = 0
-        self._frame = bytearray(_FRAME_MAX_BYTES)  # read buffer for one frame
-        self._frame_mv = memoryview(self._frame)
+        # Read buffer for one frame, shared by all spools: a read ends within the call that starts it.
+        global _frame, _frame_mv
+        if _frame is None:
+            _frame = bytearray(_FRAME_MAX_BYTES)
+            _frame_mv = memoryview(_frame)
+        self._frame = _frame
+        self._frame_mv = _frame_mv
 
         self.appended = 0
         self.dropped = 0
@@ -90,12 +97,13 @@ class Spool:
         self._read_offset = 0
         self._read_ordinal = 0
 
-        self._make_root()
-        self._remove_quietly(self._temp_path())  # left by a power cut during a copy or position save
-        saved = self._load_position_file()
-        self._load_segments(saved[0])
-        self._seek_position(saved[0], saved[1])
-        self._saved_position = saved
+        # The opening code is needed once per boot, so it is loaded for this call only.
+        from firmware import spoolopen
+
+        try:
+            self._saved_position = spoolopen.open_spool(self)
+        finally:
+            unload("firmware.spoolopen")
 
     # Paths and files
 
@@ -107,12 +115,6 @@ class Spool:
 
     def _position_path(self):
         return self._root + "/position"
-
-    def _make_root(self):
-        try:
-            os.stat(self._root)
-        except OSError:
-            os.mkdir(self._root)
 
     def _remove_quietly(self, path):
         try:
@@ -159,125 +161,6 @@ class Spool:
         if binascii.crc32(mv[1:i]) != stored:
             return -1
         return n
-
-    def _scan(self, number, limit):
-        """Walk the valid frames of a segment that end at or before byte offset limit.
-
-        Returns (frame count, offset after the last of them).
-        """
-        count = 0
-        end = 0
-        try:
-            f = open(self._path(number), "rb")
-        except OSError:
-            return 0, 0
-        try:
-            while True:
-                n = self._read_frame(f)
-                if n < 0 or end + n + _FRAME_OVERHEAD_BYTES > limit:
-                    break
-                count += 1
-                end += n + _FRAME_OVERHEAD_BYTES
-        finally:
-            f.close()
-        return count, end
-
-    # Opening: segments, torn tail, delivery position
-
-    def _load_segments(self, saved_number):
-        numbers = []
-        for name in os.listdir(self._root):
-            if len(name) == 12 and name.endswith(".seg"):
-                try:
-                    numbers.append(int(name[:8]))
-                except ValueError:
-                    pass
-        numbers.sort()
-
-        # NOTE: this reads and checks every frame, up to max_segments *
-        # segment_bytes (1 MiB by default). The boot time that costs on an
-        # ESP32 has not been measured.
-        for number in numbers:
-            count, end = self._scan(number, _NO_LIMIT_BYTES)
-            size = self._file_size(self._path(number))
-            if end < size:
-                # NOTE: a power cut leaves invalid bytes only at the end, but a
-                # corrupted frame in the middle (a flipped bit) also ends the
-                # scan there, and the valid frames after it are not read.
-                self.recovered_bytes += size - end
-                _log.warning("segment %d: %d invalid bytes after offset %d ignored", number, size - end, end)
-            self._segments.append(number)
-            self._counts.append(count)
-            self._ends.append(end)
-
-        if not numbers:
-            # Continue the numbering of the saved position, so that it cannot
-            # point past the new records.
-            self._append_segment(max(saved_number, 1))
-        elif self._ends[-1] < self._file_size(self._path(numbers[-1])):
-            if not self._cut_tail(numbers[-1], self._ends[-1]):
-                # The reader stops at the recorded end, and new frames go to a
-                # new segment, so the invalid tail is never read.
-                self._append_segment(numbers[-1] + 1)
-
-    def _cut_tail(self, number, end):
-        """Shorten the last segment to its valid frames so that new frames follow them directly.
-
-        Returns False, after counting and logging the error, when the flash write fails.
-        """
-        # LittleFS has no truncate: copy the valid prefix to a temporary file and
-        # rename it over the segment, which LittleFS does atomically.
-        temp = self._temp_path()
-        mv = self._frame_mv
-        try:
-            with open(self._path(number), "rb") as src, open(temp, "wb") as dst:
-                left = end
-                while left:
-                    n = src.readinto(mv[: min(left, _FRAME_MAX_BYTES)])
-                    if not n:
-                        raise OSError(_EIO)
-                    dst.write(mv[:n])
-                    left -= n
-            os.rename(temp, self._path(number))
-        except OSError as e:
-            self.write_errors += 1
-            _log.error("cutting the invalid tail of segment %d failed: %s", number, e)
-            self._remove_quietly(temp)
-            return False
-        return True
-
-    def _load_position_file(self):
-        """Return the saved (segment, offset), or (0, 0) when there is none."""
-        try:
-            with open(self._position_path()) as f:
-                text = f.read()
-        except OSError:
-            return 0, 0
-        try:
-            number, offset = [int(word) for word in text.split()]
-        except ValueError:
-            _log.warning("invalid position file %r; delivering from the oldest record", text)
-            return 0, 0
-        return number, offset
-
-    def _seek_position(self, number, offset):
-        """Set the read position from a saved one and count the undelivered records."""
-        i = self._index_of(number)
-        if i == len(self._segments):
-            _log.warning("saved position %d:%d is past the last segment; delivering from the oldest record", number, offset)
-            i = 0
-        if self._segments[i] != number:
-            # The saved segment is gone, so it was fully delivered or dropped.
-            offset = 0
-        ordinal, aligned = self._scan(self._segments[i], offset)
-        if aligned != offset:
-            # Going back to a frame start sends a record twice rather than never.
-            _log.warning("saved offset %d of segment %d is not a frame start; using %d", offset, self._segments[i], aligned)
-        self._read_number = self._segments[i]
-        self._read_offset = aligned
-        self._read_ordinal = ordinal
-        self._depth = sum(self._counts[i:]) - ordinal
-        self._delete_delivered()
 
     # Segments
 

@@ -1,4 +1,4 @@
-# Configuration reference check: the key tables of docs/config.md against DEFAULTS (firmware/config.py) and RULES (firmware/checks.py)
+# Configuration reference check: the key tables of docs/config.md against DEFAULTS (firmware/defaults.py) and RULES (firmware/checks.py)
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 """Keep the tables of docs/config.md equal to the configuration schema in the code.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DOC = REPO / "docs" / "config.md"
-DEFAULT_CONFIG = REPO / "firmware" / "config.py"
+DEFAULT_CONFIG = REPO / "firmware" / "defaults.py"
 DEFAULT_RULES = REPO / "firmware" / "checks.py"
 
 _PROG = "config_doc"
@@ -69,8 +69,8 @@ _TYPE_NAMES = {
     "route": "list of [lat, lon]",
 }
 
-# Code that prints the schema as JSON under the unix port. Its dicts do not
-# keep insertion order, so the key order is taken from the source text instead.
+# Code that prints the schema as JSON under the unix port. The rules come as a
+# list, in table order; the port's dicts do not keep insertion order.
 _MP_DUMP = """\
 import sys
 sys.path.insert(0, {repo!r})
@@ -79,7 +79,7 @@ sys.path.insert(0, {folder!r})
 import json
 import {module} as c
 import {rules_module} as r
-print(json.dumps({{"defaults": c.DEFAULTS, "rules": r.RULES, "secrets": getattr(c, "SECRET_KEYS", [])}}))
+print(json.dumps({{"defaults": c.DEFAULTS, "rules": list(r.rules()), "secrets": getattr(r, "SECRET_KEYS", getattr(c, "SECRET_KEYS", []))}}))
 """
 
 
@@ -91,7 +91,7 @@ class CommandError(Exception):
 
 
 class Schema:
-    """RULES (key -> (type, min, max), in source order) of checks.py, DEFAULTS and SECRET_KEYS of config.py."""
+    """RULES (key -> (type, min, max), in source order) and SECRET_KEYS of checks.py, DEFAULTS of defaults.py."""
 
     def __init__(self, rules, defaults, secrets, source):
         self.rules = rules
@@ -126,7 +126,7 @@ class Schema:
 
 
 def load_schema(config_path=DEFAULT_CONFIG, loader="auto", rules_path=DEFAULT_RULES):
-    """Load DEFAULTS and SECRET_KEYS from config_path and RULES from rules_path.
+    """Load DEFAULTS from config_path, and RULES and SECRET_KEYS (which checks.py imports) from rules_path.
 
     loader "cpython" imports the module into this interpreter, "micropython"
     runs it under the unix port and reads a JSON dump, and "auto" tries
@@ -171,9 +171,10 @@ def _load_cpython(config_path, rules_path):
     module = _import_cpython(config_path, "_config_doc_defaults")
     rules_module = _import_cpython(rules_path, "_config_doc_rules")
     rules = {}
-    for key, kind, lo, hi in rules_module.RULES:
+    for key, kind, lo, hi in rules_module.rules():
         rules[key] = (_normalise_kind(kind), lo, hi)
-    return Schema(rules, module.DEFAULTS, getattr(module, "SECRET_KEYS", ()), _sources(config_path, rules_path))
+    secrets = getattr(rules_module, "SECRET_KEYS", getattr(module, "SECRET_KEYS", ()))
+    return Schema(rules, module.DEFAULTS, secrets, _sources(config_path, rules_path))
 
 
 def micropython_command():
@@ -202,31 +203,15 @@ def _load_micropython(config_path, rules_path):
         dump = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise CommandError("micropython printed no JSON schema for %s: %r" % (config_path, proc.stdout[-200:]))
-    # RULES is a tuple of (key, type, min, max), which JSON turns into lists.
-    found = {r[0]: r[1:] for r in dump["rules"]}
+    # rules() gives (key, type, min, max) tuples, which JSON turns into lists.
     rules = {}
-    for key in _source_order(rules_path.read_text(encoding="utf-8"), found):
-        kind, lo, hi = found[key]
+    for key, kind, lo, hi in dump["rules"]:
         rules[key] = (_normalise_kind(kind), lo, hi)
     return Schema(rules, dump["defaults"], dump["secrets"], _sources(config_path, rules_path))
 
 
 def _sources(config_path, rules_path):
     return "%s and %s" % (_display_path(config_path), _display_path(rules_path))
-
-
-def _source_order(text, keys):
-    # Sort by the position of each quoted key after "RULES = (". Keys not found go last, by name.
-    start = text.find("RULES = (")
-    if start < 0:
-        start = 0
-    end = len(text) + 1
-
-    def position(key):
-        at = text.find('"%s"' % key, start)
-        return (at if at >= 0 else end, key)
-
-    return sorted(keys, key=position)
 
 
 def _normalise_kind(kind):
@@ -566,9 +551,9 @@ def _write_atomic(path, text):
 def _add_common(p):
     p.add_argument("--doc", default=str(DEFAULT_DOC), help="the reference to check (default docs/config.md)")
     p.add_argument("--config", default=str(DEFAULT_CONFIG),
-                   help="the module with DEFAULTS and SECRET_KEYS (default firmware/config.py)")
+                   help="the module with DEFAULTS (default firmware/defaults.py)")
     p.add_argument("--rules", default=str(DEFAULT_RULES),
-                   help="the module with RULES (default firmware/checks.py)")
+                   help="the module with RULES and SECRET_KEYS (default firmware/checks.py)")
     p.add_argument("--loader", choices=("auto", "cpython", "micropython"), default="auto",
                    help="how to load the module: import it here, run it under the unix port, "
                         "or try CPython first (default auto)")

@@ -16,7 +16,7 @@ import json
 import os
 import time
 
-from firmware import config
+from firmware import config, defaults
 from firmware.mqtt import MQTTClient, MQTTError
 
 
@@ -380,7 +380,7 @@ def time_awaits(client):
 
 def uplink_config(args):
     cfg = config.merge(
-        config.DEFAULTS,
+        defaults.DEFAULTS,
         {
             "mqtt": {
                 "host": "127.0.0.1",
@@ -539,13 +539,13 @@ class LagHistogram:
 def start_default_uplink(args):
     """Build the store, record maker and uplink on the firmware's default settings.
 
-    Only the broker port and the spool folder differ from config.DEFAULTS, so the
+    Only the broker port and the spool folder differ from defaults.DEFAULTS, so the
     flush batching, the publish window, the timeouts and the reconnect backoff are the defaults.
     """
     from firmware.store import Store
     from firmware.uplink import Uplink
 
-    cfg = config.merge(config.DEFAULTS, {"mqtt": {"port": args["port"]}, "spool": {"dir": args["spool_dir"]}})
+    cfg = config.merge(defaults.DEFAULTS, {"mqtt": {"port": args["port"]}, "spool": {"dir": args["spool_dir"]}})
     errors = config.validate(cfg)
     if errors:
         raise ValueError("invalid probe configuration: %r" % (errors,))

@@ -16,15 +16,15 @@ from conftest import REPO, micropython_bin
 
 TOOL = REPO / "tools" / "config_doc.py"
 DOC = REPO / "docs" / "config.md"
-CONFIG = REPO / "firmware" / "config.py"
+CONFIG = REPO / "firmware" / "defaults.py"
 CHECKS = REPO / "firmware" / "checks.py"
 
 _DUMP = """\
 import sys
 sys.path.insert(0, {repo!r})
 import json
-from firmware import checks, config
-print(json.dumps({{"defaults": config.DEFAULTS, "rules": {{r[0]: r[1:] for r in checks.RULES}}}}))
+from firmware import checks, config, defaults
+print(json.dumps({{"defaults": defaults.DEFAULTS, "rules": {{r[0]: r[1:] for r in checks.rules()}}}}))
 """
 
 # The probe CRC check imports drivers.ds18b20, which needs the onewire module:
@@ -34,10 +34,10 @@ import sys
 sys.path.insert(0, {repo!r})
 sys.path.insert(0, {repo!r} + "/tools/sim")
 import json
-from firmware import config
+from firmware import config, defaults
 with open({path!r}) as f:
     examples = json.load(f)
-print(json.dumps([config.validate(config.merge(config.DEFAULTS, e)) for e in examples]))
+print(json.dumps([config.validate(config.merge(defaults.DEFAULTS, e)) for e in examples]))
 """
 
 
@@ -89,7 +89,7 @@ def test_reference_matches_code():
     rc, out, err = run_tool("check")
     assert rc == 0, err
     assert err == ""
-    assert "docs/config.md matches firmware/config.py and firmware/checks.py" in out
+    assert "docs/config.md matches firmware/defaults.py and firmware/checks.py" in out
 
 
 def test_micropython_loader_agrees():
@@ -254,7 +254,7 @@ def test_table_write_keeps_unchanged_doc(tmp_path):
 
 
 def _changed_config(tmp_path, schema):
-    # Copies of firmware/config.py with another alarm.delay_s default and one new
+    # Copies of firmware/defaults.py with another alarm.delay_s default and one new
     # key, and of firmware/checks.py with the rule of the new key.
     text = CONFIG.read_text(encoding="utf-8")
     old_delay = default_of(schema, "alarm.delay_s")
@@ -262,9 +262,9 @@ def _changed_config(tmp_path, schema):
     text, n = re.subn(r'"delay_s": %d,' % old_delay, '"delay_s": %d,\n        "hold_test_s": 5,' % new_delay, text,
                       count=1)
     assert n == 1
-    path = tmp_path / "config.py"
+    path = tmp_path / "defaults.py"
     path.write_text(text, encoding="utf-8")
-    text, n = re.subn(r'(\("alarm\.delay_s", [^)]*\),)', '\\1\n    ("alarm.hold_test_s", "int", 1, 9),',
+    text, n = re.subn(r'(\nalarm\.delay_s [^\n]*)', '\\1\nalarm.hold_test_s int 1 9',
                       CHECKS.read_text(encoding="utf-8"), count=1)
     assert n == 1
     rules_path = tmp_path / "checks.py"

@@ -13,10 +13,9 @@
 # (log level info in the scenarios). Seqs are shared by all record kinds, so
 # every seq up to a logged telemetry seq was made too.
 #
-# The first tests check the fault-injection tools themselves and need no
-# particular firmware. The tests marked needs_spool_firmware need the flash
-# spool with acknowledged delivery, batches and back-dated time; they are
-# skipped while firmware/config.py has no "spool" section.
+# The first tests check the fault-injection tools themselves; the others run
+# the firmware's flash spool with acknowledged delivery, batches and
+# back-dated time.
 
 import json
 import os
@@ -45,15 +44,6 @@ PREFIX = "fleet"
 
 _BOOT_LINE = re.compile(r"\[app\] I: device \S+ boot (\d+)")
 _TELEMETRY_LINE = re.compile(r"(\d+\.\d+) \[app\] I: telemetry seq (\d+)")
-
-
-def _has_spool_firmware():
-    return '"spool":' in (REPO / "firmware" / "config.py").read_text()
-
-
-needs_spool_firmware = pytest.mark.skipif(
-    not _has_spool_firmware(),
-    reason="needs the firmware with the flash spool (a \"spool\" section in firmware/config.py)")
 
 
 # Helpers
@@ -538,7 +528,6 @@ def test_vterm_kill_and_restart_same_state(tmp_path):
 # Delivery through faults (the firmware with the flash spool)
 
 
-@needs_spool_firmware
 def test_broker_restarts_during_trip(tmp_path):
     device = "TRK-RESTART"
     broker = RestartableMosquitto(tmp_path / "broker").start()
@@ -630,7 +619,6 @@ def _outage_then_proxy(tmp_path, device, label, outage):
     return info
 
 
-@needs_spool_firmware
 def test_blackholed_broker(tmp_path):
     holes = []
 
@@ -648,12 +636,10 @@ def test_blackholed_broker(tmp_path):
     assert accepted >= 2, "the terminal stopped trying after %d connection(s) to the black hole" % accepted
 
 
-@needs_spool_firmware
 def test_closed_port(tmp_path):
     _outage_then_proxy(tmp_path, "TRK-CLOSED", "closed port", lambda port: (lambda: None))
 
 
-@needs_spool_firmware
 def test_connection_cut_mid_publish(tmp_path):
     device = "TRK-CUT"
     broker = RestartableMosquitto(tmp_path / "broker").start()
@@ -699,7 +685,6 @@ _KILLS = 50
 _BROKER_DOWN_RUNS = range(15, 30)
 
 
-@needs_spool_firmware
 def test_sigkill_fifty_times(tmp_path):
     device = "TRK-SIGKILL"
     seed = int(os.environ.get("DELIVERY_SEED", time.time()))
@@ -774,7 +759,6 @@ _OUTAGE_S = 30
 _TOGGLE_S = 0.5
 
 
-@needs_spool_firmware
 def test_flash_full_drops_oldest(tmp_path):
     device = "TRK-FULL"
     broker = RestartableMosquitto(tmp_path / "broker").start()
@@ -874,7 +858,6 @@ def _gnss_unix_at(epochs, day, from_s, world_s):
     return midnight + seconds + (world_s - from_s - offset)
 
 
-@needs_spool_firmware
 def test_late_gnss_backdates_records(tmp_path):
     device = "TRK-LATE"
     sc = json.loads(LATE_GNSS.read_text())

@@ -1,7 +1,7 @@
 # Tests of firmware.alarms: every rule's raise and clear times, computed by hand, and no allocation
 import micropython
 
-from firmware import config
+from firmware import config, defaults
 from firmware.alarms import (ACKNOWLEDGED, ACTIVE, CLEARED, COLD_CHAIN, CRITICAL, HAZMAT, NORMAL, PENDING,
                              RAISED, WARNING, Alarms)
 
@@ -13,7 +13,7 @@ def _cfg(alarm=None, **top):
     if alarm:
         patch["alarm"].update(alarm)
     patch.update(top)
-    cfg = config.merge(config.DEFAULTS, patch)
+    cfg = config.merge(defaults.DEFAULTS, patch)
     errors = config.validate(cfg)
     assert not errors, errors
     return cfg

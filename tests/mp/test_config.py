@@ -3,7 +3,8 @@ import json
 import os
 import sys
 
-from firmware import config
+from drivers import ds18b20
+from firmware import config, defaults
 
 _TMP = "/tmp/vt-config-test"
 
@@ -27,11 +28,11 @@ def _write(path, text):
 
 
 def test_defaults_valid():
-    assert config.validate(config.merge(config.DEFAULTS, {})) == []
+    assert config.validate(config.merge(defaults.DEFAULTS, {})) == []
 
 
 def test_errors_name_key_and_value():
-    cfg = config.merge(config.DEFAULTS, {"interval_s": 0, "mqtt": {"port": "1883", "colour": 1}})
+    cfg = config.merge(defaults.DEFAULTS, {"interval_s": 0, "mqtt": {"port": "1883", "colour": 1}})
     errors = dict(config.validate(cfg))
     assert errors["interval_s"] == "must be 1..86400, got 0"
     assert errors["mqtt.port"] == "must be an integer, got '1883'"
@@ -39,7 +40,7 @@ def test_errors_name_key_and_value():
 
 
 def test_bool_is_not_an_int():
-    errors = dict(config.validate(config.merge(config.DEFAULTS, {"queue_len": True})))
+    errors = dict(config.validate(config.merge(defaults.DEFAULTS, {"queue_len": True})))
     assert "queue_len" in errors
 
 
@@ -51,7 +52,7 @@ def test_probe_rules():
         {"rom": "28A1B2C304000096", "name": "dup"},
         {"rom": "nothex", "name": "x", "colour": "red"},
     ]
-    errors = dict(config.validate(config.merge(config.DEFAULTS, {"probes": probes})))
+    errors = dict(config.validate(config.merge(defaults.DEFAULTS, {"probes": probes})))
     assert "probes[0].rom" not in errors
     assert "CRC byte does not match" in errors["probes[1].rom"]
     assert errors["probes[2].name"] == "name 'front' used twice"
@@ -63,9 +64,9 @@ def test_probe_rules():
 
 def test_rom_crc_case_b4_ids():
     # The ROM IDs of case B4 carry a valid Dallas CRC-8 in their last byte.
-    assert config.rom_crc_ok(config.parse_rom("28:A1:B2:C3:04:00:00:96"))
-    assert config.rom_crc_ok(config.parse_rom("28:11:22:33:05:00:00:FC"))
-    assert not config.rom_crc_ok(config.parse_rom("28:11:22:33:05:00:00:FD"))
+    assert ds18b20.rom_crc_ok(ds18b20.parse_rom("28:A1:B2:C3:04:00:00:96"))
+    assert ds18b20.rom_crc_ok(ds18b20.parse_rom("28:11:22:33:05:00:00:FC"))
+    assert not ds18b20.rom_crc_ok(ds18b20.parse_rom("28:11:22:33:05:00:00:FD"))
 
 
 def test_load_missing_file_gives_defaults():
@@ -73,7 +74,7 @@ def test_load_missing_file_gives_defaults():
     cfg, errors, source = config.load(path, good)
     assert errors == []
     assert source == "file"
-    assert cfg["interval_s"] == config.DEFAULTS["interval_s"]
+    assert cfg["interval_s"] == defaults.DEFAULTS["interval_s"]
 
 
 def test_broken_file_falls_back_to_last_good():
@@ -99,14 +100,14 @@ def test_bad_value_without_good_copy_gives_defaults():
 
 
 def test_redacted_hides_secrets():
-    cfg = config.merge(config.DEFAULTS, {"mqtt": {"password": "s3cret"}})
+    cfg = config.merge(defaults.DEFAULTS, {"mqtt": {"password": "s3cret"}})
     red = config.redacted(cfg)
     assert red["mqtt"]["password"] == "***"
     assert cfg["mqtt"]["password"] == "s3cret"
 
 
 def test_secret_values_never_in_errors():
-    cfg = config.merge(config.DEFAULTS, {"mqtt": {"password": ["hunter2-secret"]}, "wifi": {"password": 987654321}})
+    cfg = config.merge(defaults.DEFAULTS, {"mqtt": {"password": ["hunter2-secret"]}, "wifi": {"password": 987654321}})
     errors = config.validate(cfg)
     text = repr(errors)
     assert "hunter2" not in text
@@ -116,18 +117,18 @@ def test_secret_values_never_in_errors():
 
 def test_device_id_topic_characters_rejected():
     for bad in ("a/b", "#", "trk+1", "trk 1"):
-        errors = dict(config.validate(config.merge(config.DEFAULTS, {"device_id": bad})))
+        errors = dict(config.validate(config.merge(defaults.DEFAULTS, {"device_id": bad})))
         assert "device_id" in errors, bad
-    assert config.validate(config.merge(config.DEFAULTS, {"device_id": "TRK-0042_a.b"})) == []
+    assert config.validate(config.merge(defaults.DEFAULTS, {"device_id": "TRK-0042_a.b"})) == []
 
 
 def test_topic_prefix_without_topic_syntax():
     for bad in ("fleet/#", "fl+eet", "$SYS", "/fleet", "fleet/", "a//b", "fleet\n"):
-        errors = dict(config.validate(config.merge(config.DEFAULTS, {"mqtt": {"topic_prefix": bad}})))
+        errors = dict(config.validate(config.merge(defaults.DEFAULTS, {"mqtt": {"topic_prefix": bad}})))
         assert "mqtt.topic_prefix" in errors, bad
         assert repr(bad) in errors["mqtt.topic_prefix"], errors
     for good in ("fleet", "acme/fleet", "fl\u20acet"):
-        assert config.validate(config.merge(config.DEFAULTS, {"mqtt": {"topic_prefix": good}})) == [], good
+        assert config.validate(config.merge(defaults.DEFAULTS, {"mqtt": {"topic_prefix": good}})) == [], good
 
 
 # A polygon whose edges 0 and 2 cross, which only the geometry check finds.
@@ -136,7 +137,7 @@ _BOW_TIE = [[31.2, 121.4], [31.21, 121.42], [31.21, 121.4], [31.2, 121.41], [31.
 
 def test_validate_changed_keys_only():
     # interval_s 0 is invalid, but only a check of interval_s reports it.
-    cfg = config.merge(config.DEFAULTS, {"interval_s": 0, "alarm": {"delay_s": 90}})
+    cfg = config.merge(defaults.DEFAULTS, {"interval_s": 0, "alarm": {"delay_s": 90}})
     assert config.validate(cfg, ["alarm.delay_s"]) == []
     assert dict(config.validate(cfg, ["interval_s"]))["interval_s"] == "must be 1..86400, got 0"
     assert "interval_s" in dict(config.validate(cfg))
@@ -144,7 +145,7 @@ def test_validate_changed_keys_only():
 
 def test_validate_changed_skips_unchanged_zones():
     zones = [{"name": "yard", "type": "polygon", "points": _BOW_TIE}]
-    cfg = config.merge(config.DEFAULTS, {"zones": zones})
+    cfg = config.merge(defaults.DEFAULTS, {"zones": zones})
     assert config.validate(cfg, ["interval_s"]) == []
     reason = dict(config.validate(cfg, ["zones"]))["zones[0].points"]
     assert reason.startswith("edges "), reason
@@ -153,14 +154,14 @@ def test_validate_changed_skips_unchanged_zones():
 
 
 def test_validate_changed_keeps_cross_and_unknown_rules():
-    cfg = config.merge(config.DEFAULTS, {"dht": {"temp_low": 9, "temp_high": 5}, "colour": "blue"})
+    cfg = config.merge(defaults.DEFAULTS, {"dht": {"temp_low": 9, "temp_high": 5}, "colour": "blue"})
     errors = dict(config.validate(cfg, ["interval_s"]))
     assert errors["dht.temp_low"] == "must be below dht.temp_high (5), got 9"
     assert errors["colour"] == "unknown key"
 
 
 def test_validate_changed_section_replaced():
-    cfg = config.merge(config.DEFAULTS, {})
+    cfg = config.merge(defaults.DEFAULTS, {})
     cfg["alarm"] = 5
     errors = dict(config.validate(cfg, ["alarm"]))
     assert errors["alarm.delay_s"] == "missing"

@@ -6,7 +6,7 @@ import time
 
 import micropython
 
-from firmware import mqtt
+from firmware import mqtt, mqttconnect
 
 # Field case D1: a 32-byte topic, and the fixed headers that the MQTT 3.1.1
 # Remaining Length encoding gives around the one/two/three byte boundaries.
@@ -45,7 +45,7 @@ def test_d1_publish_body_after_header():
 
 
 def _d1_connect():
-    return mqtt.connect_packet(
+    return mqttconnect.connect_packet(
         "acme-trk-0042-3c71bf8a1d24",
         30,
         clean=True,
@@ -99,7 +99,7 @@ def test_connect_will_and_credentials_bytes():
         b"\x10\x1f\x00\x04MQTT\x04\xee\x00\x3c"
         b"\x00\x02c1\x00\x03w/s\x00\x03off\x00\x01u\x00\x02pw"
     )
-    pkt = mqtt.connect_packet("c1", 60, True, "u", "pw", ("w/s", b"off", 1, True))
+    pkt = mqttconnect.connect_packet("c1", 60, True, "u", "pw", ("w/s", b"off", 1, True))
     assert bytes(pkt) == expected
 
 
@@ -107,17 +107,17 @@ def test_connect_minimal_bytes():
     # 10 18 (remaining 10 + 2 + 12 = 24), "MQTT" level 4, flags 02 (clean only),
     # keepalive 00 1e (30 s), client id 00 0c "veh-0001-abc"
     expected = b"\x10\x18\x00\x04MQTT\x04\x02\x00\x1e\x00\x0cveh-0001-abc"
-    assert bytes(mqtt.connect_packet(b"veh-0001-abc", 30)) == expected
+    assert bytes(mqttconnect.connect_packet(b"veh-0001-abc", 30)) == expected
 
 
 def test_connect_keeps_session_flag():
-    pkt = mqtt.connect_packet("c", 30, clean=False)
+    pkt = mqttconnect.connect_packet("c", 30, clean=False)
     assert pkt[9] == 0x00
 
 
 def test_connect_password_without_user_rejected():
     try:
-        mqtt.connect_packet("c", 30, password="pw")
+        mqttconnect.connect_packet("c", 30, password="pw")
     except ValueError as e:
         assert "password" in str(e)
     else:
@@ -247,11 +247,11 @@ def test_mqtt_error_is_oserror():
 
 
 def test_ip_literal_detection():
-    assert mqtt._is_ip_literal("127.0.0.1")
-    assert mqtt._is_ip_literal("::1")
-    assert not mqtt._is_ip_literal("localhost")
-    assert not mqtt._is_ip_literal("broker.example")
-    assert not mqtt._is_ip_literal("1.2.3")
+    assert mqttconnect._is_ip_literal("127.0.0.1")
+    assert mqttconnect._is_ip_literal("::1")
+    assert not mqttconnect._is_ip_literal("localhost")
+    assert not mqttconnect._is_ip_literal("broker.example")
+    assert not mqttconnect._is_ip_literal("1.2.3")
 
 
 # ---- QoS 1 in-flight window, driven over a fake stream ----------------------
@@ -527,3 +527,19 @@ def test_publish_header_only_leaves_payload_out():
     assert bytes(head[3:5]) == b"\x00\x20"
     assert bytes(head[37:39]) == b"\x00\x07"
     assert bytes(head) + payload == bytes(mqtt.publish_packet(topic, payload, 1, False, 7))
+
+
+def test_publish_payload_in_pieces():
+    # The same 300 bytes as three pieces (remote replies come like this): the
+    # header counts their sum, 0xD0 0x02 as above.
+    topic = b"fleet/acme/v1/TRK-0042/telemetry"[:32]
+    payload = bytes(range(256)) + bytes(44)
+    pieces = [bytearray(payload[:256]), bytearray(payload[256:290]), bytearray(payload[290:])]
+    head = mqtt.publish_packet(topic, pieces, 1, False, 7, header_only=True)
+    assert bytes(head) == bytes(mqtt.publish_packet(topic, payload, 1, False, 7, header_only=True))
+    try:
+        mqtt.publish_packet(topic, pieces, 1, False, 7)
+    except ValueError as e:
+        assert "header_only" in str(e)
+    else:
+        raise AssertionError("pieces accepted without header_only")

@@ -4,7 +4,7 @@
 import json
 import os
 
-from firmware import config, log
+from firmware import config, defaults, log
 from firmware.remote import Remote, RemoteError, canonical, scan
 
 _DIR = "/tmp/vt-remote-test"
@@ -74,7 +74,7 @@ def _setup(patch=_PATCH, key="", app=None, config_path=_CONFIG):
     with open(_CONFIG, "w") as f:
         f.write(json.dumps(patch))
     app = app or _App()
-    cfg = config.merge(config.DEFAULTS, patch)
+    cfg = config.merge(defaults.DEFAULTS, patch)
     assert config.validate(cfg) == []
     r = Remote(cfg, patch, key, app.apply, app.commands, config_path=config_path, counter_path=_COUNTER)
     return r, app
@@ -85,9 +85,15 @@ def _read(path=_CONFIG):
         return f.read()
 
 
+def _joined(pieces):
+    # Replies come in pieces of at most 256 bytes (firmware.remote._PIECE_BYTES).
+    assert all(0 < len(p) <= 256 for p in pieces), [len(p) for p in pieces]
+    return b"".join(pieces)
+
+
 def _send(r, kind, text, retained=False):
     reply = r.handle(kind, text if isinstance(text, bytes) else text.encode(), retained, 0)
-    return None if reply is None else json.loads(reply)
+    return None if reply is None else json.loads(_joined(reply))
 
 
 def _error_keys(reply):
@@ -184,7 +190,7 @@ def _two_step(text, key=""):
     assert len(pending) == 7
     pending[3].extend(config.validate(pending[2], pending[6]))
     r2 = Remote(r.cfg, r.patch, key, app.apply, app.commands, config_path=_CONFIG, counter_path=_COUNTER)
-    return r2, app, json.loads(r2.finish_set(pending))
+    return r2, app, json.loads(_joined(r2.finish_set(pending)))
 
 
 def test_set_validated_later_applies():
@@ -335,7 +341,7 @@ def test_get_returns_redacted_config():
     patch = dict(_PATCH, mqtt={"password": "s3cret"}, remote={"key": _KEY})
     r, app = _setup(patch=patch, key=_KEY)
     for payload in (b"", b'{"id":7}'):
-        reply = json.loads(r.handle("config/get", payload, False, 0))
+        reply = json.loads(_joined(r.handle("config/get", payload, False, 0)))
         assert reply["ok"] is True
         assert reply["topic"] == "config/get"
         assert reply["version"] == 0
@@ -344,10 +350,10 @@ def test_get_returns_redacted_config():
         assert reply["config"]["remote"]["key"] == "***"
         assert reply["config"]["interval_s"] == 30
     assert reply["id"] == 7
-    assert b"s3cret" not in r.config_text()
-    doc = json.loads(r.config_text())
+    assert b"s3cret" not in _joined(r.config_text())
+    doc = json.loads(_joined(r.config_text()))
     assert doc == {"version": 0, "hash": r.hash, "config": reply["config"]}
-    reply = json.loads(r.handle("config/get", b'{"id":7,"x":1}', False, 0))
+    reply = json.loads(_joined(r.handle("config/get", b'{"id":7,"x":1}', False, 0)))
     assert reply["errors"] == [{"key": "x", "reason": "unknown field"}]
 
 
@@ -451,12 +457,12 @@ def test_key_change_applies_next_message():
 
 def test_oversized_message_reported():
     r, app = _setup()
-    reply = json.loads(r.handle("config/set", None, False, 5000))
+    reply = json.loads(_joined(r.handle("config/set", None, False, 5000)))
     assert reply["ok"] is False
     assert reply["id"] is None
     assert _error_keys(reply) == ["message"]
     assert "5000 bytes" in _reason(reply, "message")
-    reply = json.loads(r.handle("cmd", None, True, 4097))
+    reply = json.loads(_joined(r.handle("cmd", None, True, 4097)))
     assert reply["cmd"] is None
     assert "4097 bytes" in _reason(reply, "message")
 

@@ -13,7 +13,7 @@ import os
 import micropython
 import vfs
 
-from firmware import config, log
+from firmware import config, defaults, log
 from firmware.packed import ALARM, EVENT, TELEMETRY
 from firmware.store import Clocks, Names, Store, StoreError
 from ramflash import RAMBlockDevice
@@ -92,7 +92,7 @@ def _on_both(check):
 
 
 def _cfg(root, flush_records=4, flush_s=10):
-    return config.merge(config.DEFAULTS, {"spool": {"dir": root, "flush_records": flush_records, "flush_s": flush_s}})
+    return config.merge(defaults.DEFAULTS, {"spool": {"dir": root, "flush_records": flush_records, "flush_s": flush_s}})
 
 
 def _record(kind, n):

@@ -13,7 +13,7 @@ from time import ticks_add, ticks_diff, ticks_ms
 
 import vfs
 
-from firmware import config, log
+from firmware import config, defaults, log
 from firmware.alarms import CLEARED, RAISED, Alarm
 from firmware.mqtt import MQTTError
 from firmware.packed import ALARM, EVENT, TELEMETRY, Packer
@@ -217,7 +217,7 @@ class Env:
         try:
             mqtt["window"] = window
             mqtt["batch_bytes"] = batch_bytes
-            self.cfg = config.merge(config.DEFAULTS, {"mqtt": mqtt, "spool": {"dir": _MOUNT + "/spool"}})
+            self.cfg = config.merge(defaults.DEFAULTS, {"mqtt": mqtt, "spool": {"dir": _MOUNT + "/spool"}})
             self.store = Store(self.cfg)
             if offset_ms is not None:
                 self.store.clocks.set(boot_id, offset_ms)
@@ -854,7 +854,7 @@ async def test_truncated_record_skipped():
 def test_wlan_none_without_network_module():
     from drivers import wlan
 
-    cfg = config.merge(config.DEFAULTS, {"wifi": {"ssid": "depot", "password": "pw"}})
+    cfg = config.merge(defaults.DEFAULTS, {"wifi": {"ssid": "depot", "password": "pw"}})
     saved = sys.modules.pop("network", None)
     try:
         assert wlan.create(cfg) is None
@@ -866,7 +866,7 @@ def test_wlan_none_without_network_module():
 def test_wlan_none_without_ssid():
     from drivers import wlan
 
-    assert wlan.create(config.merge(config.DEFAULTS, {})) is None
+    assert wlan.create(config.merge(defaults.DEFAULTS, {})) is None
 
 
 def test_wlan_with_fake_network():
@@ -901,7 +901,7 @@ def test_wlan_with_fake_network():
     saved = sys.modules.get("network")
     sys.modules["network"] = fake
     try:
-        cfg = config.merge(config.DEFAULTS, {"wifi": {"ssid": "depot", "password": "pw"}})
+        cfg = config.merge(defaults.DEFAULTS, {"wifi": {"ssid": "depot", "password": "pw"}})
         w = wlan.create(cfg)
     finally:
         if saved is None:

@@ -13,7 +13,7 @@ import sys
 
 sys.path[:] = ["build/bench", ".frozen"]
 
-from firmware import config
+from firmware import config, defaults
 
 
 def row(name, value, unit, note=""):
@@ -27,7 +27,7 @@ def allocated():
 
 def main():
     workdir = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
-    cfg = config.merge(config.DEFAULTS, {"spool": {"dir": workdir + "/heap-spool"}})
+    cfg = config.merge(defaults.DEFAULTS, {"spool": {"dir": workdir + "/heap-spool"}})
     total = gc.mem_free() + gc.mem_alloc()
 
     start = allocated()

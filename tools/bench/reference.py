@@ -71,9 +71,9 @@ def clock_from_fix(fix):
 
 def alarms_for(probe_names):
     """Return an alarm set with high and low limits on every probe and on the DHT, as a configured terminal has."""
-    from firmware import config
+    from firmware import config, defaults
 
-    cfg = config.merge(config.DEFAULTS, {
+    cfg = config.merge(defaults.DEFAULTS, {
         "probes": [{"rom": "", "name": name, "low": 2.0, "high": 8.0} for name in probe_names],
         "dht": {"temp_low": 0.0, "temp_high": 10.0, "rh_low": 40.0, "rh_high": 95.0},
         "alarm": {"cumulative_s": 3600, "overspeed_kmh": 90, "stop_s": 900},

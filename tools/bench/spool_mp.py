@@ -20,7 +20,7 @@ import vfs
 from flash import BLOCK_BYTES, FileFlash
 
 import firmware.store as store_module
-from firmware import config, log
+from firmware import config, defaults, log
 from firmware.packed import TELEMETRY
 from firmware.spool import Spool
 from firmware.store import Names, Store
@@ -57,7 +57,7 @@ def _remove_tree(path):
 
 
 def _spool_config(root):
-    return config.merge(config.DEFAULTS, {"spool": {"dir": root}})
+    return config.merge(defaults.DEFAULTS, {"spool": {"dir": root}})
 
 
 def bench_append(workdir):
@@ -69,7 +69,7 @@ def bench_append(workdir):
 
     # Spool.append alone: a copy into the RAM batch, timed in groups of
     # flush_records with the flush outside the timing.
-    cfg = config.DEFAULTS["spool"]
+    cfg = defaults.DEFAULTS["spool"]
     group = cfg["flush_records"]
     root = workdir + "/append"
     _remove_tree(root)
@@ -194,7 +194,7 @@ def bench_flash(workdir):
             note = "%s: flush by the uplink's peek, position saved every 10 s" % case
         else:
             note = "%s: Store.run flushes every spool.flush_s" % case
-        row("flushes per hour (%s)" % case, flushes, "flushes", "1 record per 10 s, spool.flush_s %d" % config.DEFAULTS["spool"]["flush_s"])
+        row("flushes per hour (%s)" % case, flushes, "flushes", "1 record per 10 s, spool.flush_s %d" % defaults.DEFAULTS["spool"]["flush_s"])
         row("flash erases per 10 s (%s)" % case, "%.2f" % (erases / periods), "4 KiB erases", note)
         row("flash erases per hour (%s)" % case, erases, "4 KiB erases", "LittleFS on tools/sim/flash.py, 2 MiB")
         row("flash programmed per flush (%s)" % case, programmed // max(flushes, 1), "bytes", "LittleFS copies the partial last block")

@@ -27,7 +27,7 @@ from array import array
 
 sys.path[:] = ["build/bench/sim", "build/bench", ".frozen", "tools/bench"]
 
-from firmware import config
+from firmware import config, defaults
 from firmware.packed import TELEMETRY
 from firmware.store import Store
 from firmware.uplink import Uplink
@@ -118,7 +118,7 @@ async def wait_until(condition, limit_ms):
 
 async def measure(mode, host, port, seconds, workdir, backlog):
     spool_dir = workdir + "/spool-" + ("drain" if mode == "fill" else mode)
-    cfg = config.merge(config.DEFAULTS, {"mqtt": {"host": host, "port": port}, "spool": {"dir": spool_dir}})
+    cfg = config.merge(defaults.DEFAULTS, {"mqtt": {"host": host, "port": port}, "spool": {"dir": spool_dir}})
     store = Store(cfg)
     ref = Reference(store.names, _BOOT_ID)
     # The clock of this boot is known, so no record waits for it.
