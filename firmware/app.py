@@ -157,7 +157,9 @@ class Terminal:
 
     def _on_probe_cycle(self):
         p = self.probes
-        now = time.ticks_ms()
+        # The cycle's start, not its end: the conversion and reads take a varying
+        # time, and a delay of N samples must hold after exactly N periods.
+        now = p.cycle_ms
         for i in range(len(p.names)):
             self.alarms.sample(p.names[i], p.value_mc[i], p.fails[i], p.state[i], now)
         self._cycle_done.set()
@@ -274,7 +276,7 @@ class Terminal:
         return r
 
     def _validate_set(self, pending):
-        # firmware.remote and firmware.checks take about 27 KB together on the
+        # firmware.remote and firmware.checks take about 19 KB together on the
         # 64-bit unix port, which does not fit beside zones and a route. So the remote
         # module is dropped while the checks run and loaded again to finish.
         self._drop_remote()
@@ -285,12 +287,22 @@ class Terminal:
         except MemoryError:
             pending[3].append(("message", "out of memory validating the configuration; send it again"))
         gc.collect()
-        # NOTE: when this reload runs out of memory, the change is not applied and
-        # no reply goes out. _remote_task logs the error, and the sender times out.
-        r = self._remote_handler()
+        try:
+            r = self._remote_handler()
+        except MemoryError:
+            # Nothing is in force yet. The reply is built here, because the code
+            # that builds replies is what did not fit.
+            ident = pending[0]
+            pending = None
+            _log.error("out of memory loading the remote code; config/set (id %r) not applied", ident)
+            return None, json.dumps({"id": ident, "ok": False, "topic": "config/set", "version": self.cfg["version"],
+                                     "hash": self._cfg_hash, "errors": [{"key": "message", "reason":
+                                     "out of memory applying the configuration; nothing changed, send it again"}]})
         return r, r.finish_set(pending)
 
     def _record_remote_events(self, r):
+        if r is None:
+            return
         for name, extra in r.events:
             self.record_event(name, time.ticks_ms(), extra)
 

@@ -78,6 +78,7 @@ class Probes:
         self.state = ["pending"] * count
         self.fails = [0] * count  # consecutive cycles without a good reading
         self.sample_ms = [None] * count  # time.ticks_ms() of the last good reading
+        self.cycle_ms = 0  # time.ticks_ms() at the start of the last cycle (run())
         self.extra = []  # hex ROM IDs of DS18B20s on the bus that are not configured
         self.missing = []  # names of configured probes that were absent in the last cycle
         self.cycles = 0
@@ -110,13 +111,14 @@ class Probes:
         """Run a measurement cycle every period_s seconds (cycle time included) forever.
 
         on_cycle() is called after each cycle. Exceptions from a cycle or from
-        on_cycle are logged and the loop goes on.
+        on_cycle are logged and the loop goes on. cycle_ms is the ticks_ms() at
+        which the cycle started, just before Convert T: the time of its values.
         """
         period_ms = period_s * 1000
         cycle_errors = 0
         callback_errors = 0
         while True:
-            start_ms = time.ticks_ms()
+            start_ms = self.cycle_ms = time.ticks_ms()
             try:
                 await self.cycle()
                 cycle_errors = 0

@@ -344,6 +344,22 @@ async def test_run_period_includes_cycle():
     assert 950 <= gap_ms <= 1150
 
 
+async def test_run_cycle_ms_is_cycle_start():
+    # on_cycle sees the time the cycle started (before the 500 ms conversion),
+    # which the alarm delays count from.
+    front = _rom(FRONT)
+    ds, p = _scripted({front: [T_4]}, [front], CONFIG[:1])
+    p.convert_ms = 500
+    seen = []
+    task = asyncio.create_task(p.run(1, lambda: seen.append((p.cycle_ms, time.ticks_ms()))))
+    await asyncio.sleep_ms(1800)
+    task.cancel()
+    assert len(seen) == 2, seen
+    for started, ended in seen:
+        assert 450 <= time.ticks_diff(ended, started) <= 650, (started, ended)
+    assert 950 <= time.ticks_diff(seen[1][0], seen[0][0]) <= 1150
+
+
 # The following tests use the simulated 1-Wire bus (tools/sim).
 
 

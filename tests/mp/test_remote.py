@@ -568,3 +568,36 @@ def test_unknown_kind_raises():
         assert "config/delete" in str(e)
         return
     raise AssertionError("no RemoteError")
+
+
+class _TermWithoutRoom:
+    # Stands in for firmware.app.Terminal where the remote code does not fit
+    # again after the checks ran.
+    cfg = {"version": 3}
+    _cfg_hash = "0123456789abcdef"
+
+    def _drop_remote(self):
+        pass
+
+    def _remote_handler(self):
+        raise MemoryError("memory allocation failed, allocating 592 bytes")
+
+
+def test_set_reply_when_reload_fails():
+    from firmware.app import Terminal
+
+    r, _ = _setup()
+    r.validate_later = True
+    pending = r.handle("config/set", b'{"id":"m1","set":{"interval_s":45}}', False, 0)
+    before = _read()
+    r2, reply = Terminal._validate_set(_TermWithoutRoom(), pending)
+    assert r2 is None
+    reply = json.loads(reply)
+    assert reply["id"] == "m1"
+    assert reply["ok"] is False
+    assert reply["topic"] == "config/set"
+    assert reply["version"] == 3
+    assert reply["hash"] == "0123456789abcdef"
+    assert reply["errors"] == [{"key": "message",
+                                "reason": "out of memory applying the configuration; nothing changed, send it again"}]
+    assert _read() == before

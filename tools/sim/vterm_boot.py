@@ -1,10 +1,10 @@
-# Start script of the virtual terminal; tools/sim/vterm_main.py says what it does and which variables it reads
+# Start script of the virtual terminal: tools/sim/vterm_main.py describes the steps and the variables it reads
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 #
-# This file stays this small because the unix port compiles it before it runs:
-# its bytecode is in the heap before the line below can measure anything. The
-# heap the interpreter holds at that line stands for a board's boot state and
-# counts as the firmware's; all the simulator loads after it is the simulator's.
+# This file stays small because the unix port compiles it before it runs: its
+# bytecode is in the heap before the line below can measure anything. What the
+# interpreter has allocated at that line plays a board's boot state and counts
+# as the firmware's. Everything the simulator loads after it is the simulator's.
 
 import gc
 
