@@ -31,8 +31,8 @@ DURATION_S = 75
 GAP_SLACK_S = 3.0
 # NOTE: at 112wK the retained set that arrives right after the first connect
 # ran out of memory in one of five runs (the free heap is then split into
-# blocks of 1 KB or less). Until the firmware fits, this test gives it 4 K
-# words more; every other end-to-end test runs at 112wK.
+# blocks of 1 KB or less). Until the firmware fits, tests of configuration
+# changes give it 4 K words more (README, known limitations).
 _HEAP = ("--heap", "116wK")
 
 SCENARIO = {
