@@ -693,10 +693,10 @@ def test_sigkill_fifty_times(tmp_path):
     broker = RestartableMosquitto(tmp_path / "broker").start()
     rec = DurableRecorder(broker.port, PREFIX, device)
     scenario, sc = _scenario(tmp_path)
-    # NOTE: at 112wK, 1 of the 50 boots of one run had the uplink session run
-    # out of memory (510 bytes) just after connecting, while the configuration
-    # document went out; it reconnected and lost nothing. This test is about
-    # delivery, so it runs with 4 K words more until that is fixed.
+    # NOTE: at 112wK, in one run, the uplink ran out of memory (510 bytes) just
+    # after connecting in 1 of the 50 boots. It reconnected and lost nothing.
+    # This test is about delivery, so it runs with 4 K words more until the
+    # firmware fits.
     term = VtermProcess(broker.port, scenario, device, tmp_path / "state", extra=("--heap", "116wK"))
     drain_started = None
     try:

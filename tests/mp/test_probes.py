@@ -345,8 +345,8 @@ async def test_run_period_includes_cycle():
 
 
 async def test_run_cycle_ms_is_cycle_start():
-    # on_cycle sees the time the cycle started (before the 500 ms conversion),
-    # which the alarm delays count from.
+    # cycle_ms, read in on_cycle, is the time the cycle started (before the
+    # 500 ms conversion): the alarm delays count from it.
     front = _rom(FRONT)
     ds, p = _scripted({front: [T_4]}, [front], CONFIG[:1])
     p.convert_ms = 500
