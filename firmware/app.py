@@ -72,7 +72,7 @@ class Terminal:
         self.remote = None
         self._auth_state = (0, None)
         self._cfg_hash = None  # hash of self.cfg once firmware.remote computed it
-        self.config_changed = False  # set by firmware.apply; the retained document is then published again
+        self.config_changed = False  # set by firmware.apply, so that the retained document is published again
         self.reset_at = None
 
         self._make_uplink()
@@ -370,8 +370,8 @@ class Terminal:
                     _log.exc(e, "remote message on %s failed", kind)
                     gc.collect()
                 finally:
-                    # reply may hold a set that failed half-way (its new configuration):
-                    # drop it, or the next messages find that heap taken.
+                    # reply may still contain a half-done set with its new configuration.
+                    # Dropping it frees that heap for the next messages.
                     payload = r = reply = None
                     self._drop_remote()
                 if self.config_changed:

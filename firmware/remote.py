@@ -363,7 +363,7 @@ class Remote:
         from firmware.defaults import DEFAULTS
 
         new_cfg = config.merge(DEFAULTS, patch)
-        # The sections that patch leaves alone stay in new_cfg; the module goes.
+        # The sections that patch leaves alone stay in new_cfg, and the module is unloaded.
         DEFAULTS = None
         unload("firmware.defaults")
         # The configuration in force passed validation, so only what changed is checked.

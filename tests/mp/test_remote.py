@@ -571,8 +571,8 @@ def test_unknown_kind_raises():
 
 
 class _TermWithoutRoom:
-    # Stands in for firmware.app.Terminal where the remote code does not fit
-    # again after the checks ran.
+    # A stand-in for firmware.app.Terminal in which the remote code no longer
+    # fits after the checks ran.
     cfg = {"version": 3}
     _cfg_hash = "0123456789abcdef"
 
