@@ -283,6 +283,7 @@ def main(heap_before):
 # its 8-byte slot in the list.
 _BALLAST_CHUNK = const(1024)
 _BALLAST_CHUNK_COST = const(1064)
+_BALLAST_SLACK_SLOTS = const(8)
 
 
 def _take_ballast(w, budget, base):
@@ -291,14 +292,24 @@ def _take_ballast(w, budget, base):
     # are freed as the firmware makes simulated board objects (machine.py
     # counts them in w.board_heap_bytes), because on a board those are not in
     # the Python heap.
-    spare = gc.mem_free() - (budget - base)
+    spare = gc.mem_free() - (budget - base) - _BALLAST_SLACK_SLOTS * 8
     if spare < 0:
         return "the simulator leaves %d bytes of heap, less than the firmware's %d: raise SIM_HEAP in tools/vterm.py" % (
             gc.mem_free() + base, budget)
     before = gc.mem_alloc()
-    chunks = [None] * (spare // _BALLAST_CHUNK_COST)
-    for i in range(len(chunks)):
+    n = spare // _BALLAST_CHUNK_COST
+    chunks = [None] * (n + _BALLAST_SLACK_SLOTS)
+    for i in range(n):
         chunks[i] = bytearray(_BALLAST_CHUNK)
+    # The collector is conservative: a start-up object that a stale stack
+    # word kept alive at the last collection may be freed now. Take that too,
+    # into the spare slots, so the firmware has its budget to within a chunk.
+    gc.collect()
+    while n < len(chunks) and gc.mem_free() + base - budget >= _BALLAST_CHUNK_COST - 8:
+        chunks[n] = bytearray(_BALLAST_CHUNK)
+        n += 1
+        gc.collect()
+    del chunks[n:]
     w.hold_ballast(chunks, _BALLAST_CHUNK_COST)
     gc.collect()
     # Always printed: the firmware's heap is what is left plus what it had at the start.
