@@ -28,6 +28,7 @@ _SAMPLE_WAIT_MS = const(5000)
 _CLOCK_REBASE_MS = const(3600000)
 _TRIP_SAVE_MS = const(60000)  # a running trip's state is saved this often (and at start and end)
 _INBOX_MAX = const(4)
+_CONFIG_RETRY_MS = const(10000)  # a retained document that did not fit is tried again this often
 _INDICATE_MS = const(200)
 
 _log = log.get("app")
@@ -73,6 +74,7 @@ class Terminal:
         self._auth_state = (0, None)
         self._cfg_hash = None  # hash of self.cfg once firmware.remote computed it
         self.config_changed = False  # set by firmware.apply, so that the retained document is published again
+        self._config_retry_ms = 0
         self.reset_at = None
 
         self._make_uplink()
@@ -286,6 +288,9 @@ class Terminal:
             pending[3].extend(config.validate(pending[2], pending[6]))
         except MemoryError:
             pending[3].append(("message", "out of memory validating the configuration; send it again"))
+        config = None
+        unload("firmware.config")
+        self._unload_geo()
         gc.collect()
         try:
             r = self._remote_handler()
@@ -327,22 +332,28 @@ class Terminal:
         unload("firmware.remote")
         unload("firmware.signing")
         unload("firmware.config")
-        if not self.alarms.zones and self.alarms.corridor is None:
-            # Loaded to validate zones or a route that were not put in force.
-            unload("firmware.geo")
+        self._unload_geo()
         gc.collect()
+
+    def _unload_geo(self):
+        if not self.alarms.zones and self.alarms.corridor is None:
+            # Loaded to validate zones or a route that are not in force. With
+            # shapes in force it stays: a second import would load a second copy.
+            unload("firmware.geo")
 
     def _on_connect(self):
         self._publish_config()
 
     def _publish_config(self):
         # The retained document, after each connect and each applied change. When
-        # this fails the change is still in force; the next connect publishes it.
+        # memory is short the change is still in force, and _tick tries again.
         self.config_changed = False
         try:
             self.uplink.send("config", self._remote_handler().config_text(), True)
         except MemoryError:
-            _log.warning("out of memory publishing the configuration; it is published again after the next connect")
+            self.config_changed = True
+            self._config_retry_ms = time.ticks_add(time.ticks_ms(), _CONFIG_RETRY_MS)
+            _log.warning("out of memory publishing the configuration; trying again in %d s", _CONFIG_RETRY_MS // 1000)
         except Exception as e:
             _log.exc(e, "cannot publish the configuration")
         finally:
@@ -402,6 +413,8 @@ class Terminal:
                 self.save_trip(now)
             if self.reset_at is not None and time.ticks_diff(now, self.reset_at) >= 0:
                 self._reset()
+            if self.config_changed and not self._inbox and time.ticks_diff(now, self._config_retry_ms) >= 0:
+                self._publish_config()
             if time.ticks_diff(now, last_rebase) >= _CLOCK_REBASE_MS:
                 self.clock.rebase(now)
                 last_rebase = now
@@ -529,4 +542,7 @@ async def main():
     if errors:
         _log.error("config.json rejected; running on the %s configuration", source)
     term = Terminal(cfg, errors, source)
+    # This coroutine lives as long as the terminal: a local left here would keep
+    # the boot configuration alive after a remote change replaces it.
+    cfg = errors = lg = None
     await term.run()

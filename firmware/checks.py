@@ -171,7 +171,7 @@ def _is_num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _check(key, v, rule, errors):
+def _check(key, v, rule, errors, lists=None):
     _, kind, lo, hi = rule
     if isinstance(kind, tuple):
         if v not in kind:
@@ -189,7 +189,11 @@ def _check(key, v, rule, errors):
         return
     if kind in ("probes", "zones", "route"):
         # Their checks (and for zones and the route, the geometry code) are
-        # loaded only when such a key is checked.
+        # loaded only when such a key is checked. With lists, the caller runs
+        # them after it has dropped this module (firmware.config.validate).
+        if lists is not None:
+            lists.append((key, v, kind, lo, hi))
+            return
         from firmware import listchecks
 
         listchecks.check(key, v, kind, lo, hi, errors)
@@ -228,12 +232,14 @@ def _affected(key, changed):
     return False
 
 
-def validate(cfg, changed=None):
+def validate(cfg, changed=None, lists=None):
     """Return a list of (key, reason) for every problem in a merged configuration.
 
     With changed, a list of the dotted keys that differ from a configuration
     that passed validation, only the rules of those keys run, and every rule
-    across keys. Unknown keys are looked for everywhere.
+    across keys. Unknown keys are looked for everywhere. With lists, the checks
+    of probes, zones and the route are not run but appended to it as
+    (key, value, kind, lo, hi), the arguments of firmware.listchecks.check.
     """
     errors = []
     _unknown(cfg, "", errors)
@@ -251,7 +257,7 @@ def validate(cfg, changed=None):
             _check(key, value, rule, found)
             errors.extend((k, "invalid (%s; value not shown)" % r.split(",")[0]) for k, r in found)
             continue
-        _check(key, value, rule, errors)
+        _check(key, value, rule, errors, lists)
     _check_device_id(cfg.get("device_id"), errors)
     _check_topic_prefix(cfg, errors)
     d = cfg.get("dht") if isinstance(cfg.get("dht"), dict) else {}

@@ -244,6 +244,7 @@ class Remote:
         # The caller may pass the hash it kept, which saves a pass over the configuration.
         self.hash = cfg_hash or config_hash(cfg)
         self.events = []
+        self._ident = None
         self.auth_failures = 0
         self._auth_logged_ms = None
 
@@ -268,6 +269,7 @@ class Remote:
         if kind not in KINDS:
             raise RemoteError("unknown message kind %r" % (kind,))
         self.events = []
+        self._ident = None  # the message's id once it is known, for an out-of-memory reply
         if payload is not None:
             size = len(payload)
         # Validation needs a few blocks of about 1 KB: free what the firmware left since the last collection.
@@ -276,6 +278,7 @@ class Remote:
 
     def finish_set(self, pending):
         """Finish a config/set that handle() returned as a tuple, once pending[3] contains the validation errors too."""
+        self._ident = pending[0]
         return self._guarded("config/set", pending[5], self._finish_set, pending)
 
     def _guarded(self, kind, size, step, args):
@@ -288,7 +291,7 @@ class Remote:
             gc.collect()
             try:
                 _log.error("out of memory handling a %d-byte %s message", size, kind)
-                return self._error(kind, None, [("message", "out of memory handling a %d-byte message" % size)])
+                return self._error(kind, self._ident, [("message", "out of memory handling a %d-byte message" % size)])
             except MemoryError:
                 return None
 
@@ -341,6 +344,7 @@ class Remote:
                                       isinstance(ident, str) and 1 <= len(ident) <= _ID_MAX_CHARS):
             return self._error(kind, None, [("id", "must be a string of 1..%d characters or an integer, got %r"
                                              % (_ID_MAX_CHARS, ident))])
+        self._ident = ident
         errors = [(k, "unknown field") for k in message if k not in _FIELDS[kind]]
         if kind == "config/set":
             return self._set(message, ident, errors, retained and not signed, size)

@@ -153,6 +153,29 @@ def test_validate_changed_skips_unchanged_zones():
     assert "firmware.geobuild" not in sys.modules
 
 
+def test_validate_runs_list_checks_after_dropping_the_checks():
+    # A zone is checked with only the list checks and the geometry code loaded:
+    # the scalar checks are unloaded first, so both never take heap together.
+    from firmware import listchecks
+
+    seen = []
+    real = listchecks.check
+
+    def spy(key, v, kind, lo, hi, errors):
+        seen.append((key, "firmware.checks" in sys.modules))
+        real(key, v, kind, lo, hi, errors)
+
+    listchecks.check = spy
+    zones = [{"name": "yard", "type": "polygon", "points": _BOW_TIE}]
+    cfg = config.merge(defaults.DEFAULTS, {"zones": zones, "interval_s": 0})
+    errors = dict(config.validate(cfg, ["zones", "interval_s"]))
+    assert seen == [("zones", False)]
+    assert errors["interval_s"] == "must be 1..86400, got 0"
+    assert errors["zones[0].points"].startswith("edges 0 and 2 cross"), errors
+    assert "firmware.listchecks" not in sys.modules
+    assert "firmware.checks" not in sys.modules
+
+
 def test_validate_changed_keeps_cross_and_unknown_rules():
     cfg = config.merge(defaults.DEFAULTS, {"dht": {"temp_low": 9, "temp_high": 5}, "colour": "blue"})
     errors = dict(config.validate(cfg, ["interval_s"]))
