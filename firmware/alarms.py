@@ -188,6 +188,7 @@ class Alarms:
         self.zones = []
         self.corridor = None
         self._fix_e5 = None
+        self._built = None  # (zones, route, shapes) from build_zones()
         # on_zone(name, entered, now_ms): set by the app for enter and exit events.
         self.on_zone = None
         # JT/T 808 alarm-flag word of the active alarms, in two halves that stay small ints.
@@ -242,11 +243,32 @@ class Alarms:
                 self._set(ch.low, NORMAL, time.ticks_ms())
         self._zone_cfg(cfg)
 
+    def build_zones(self, cfg):
+        """Build the shapes of cfg's zones and route now; configure(cfg) then takes them.
+
+        A remote change calls this between validation and applying, while
+        little other code is loaded, because the shapes' construction code is large.
+        """
+        self._built = None
+        self._built = (cfg["zones"], cfg["route"], self._shapes(cfg))
+
     def _zone_cfg(self, cfg):
-        self.zones = []
-        self.corridor = None
+        built = self._built
+        self._built = None
+        if built is not None and built[0] is cfg["zones"] and built[1] is cfg["route"]:
+            self.zones, self.corridor = built[2]
+        else:
+            # The old shapes go first, so that their heap is free for the new ones.
+            self.zones = []
+            self.corridor = None
+            self.zones, self.corridor = self._shapes(cfg)
+        self.zones_in = 0
+
+    def _shapes(self, cfg):
+        zones = []
+        corridor = None
         if not cfg["zones"] and not cfg["route"]["points"]:
-            return
+            return zones, corridor
         from firmware import geo
         from firmware.transient import unload
 
@@ -258,15 +280,14 @@ class Alarms:
                 else:
                     shape = geo.Polygon([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in z["points"]])
                 alarm = ("none", "inside", "outside").index(z.get("alarm", "none"))
-                self.zones.append((z["name"], shape, alarm, z.get("stop_ok", False), z.get("door_ok", False)))
+                zones.append((z["name"], shape, alarm, z.get("stop_ok", False), z.get("door_ok", False)))
             pts = cfg["route"]["points"]
             if pts:
-                self.corridor = geo.Corridor([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in pts],
-                                             cfg["route"]["width_m"])
+                corridor = geo.Corridor([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in pts], cfg["route"]["width_m"])
         finally:
             # The shapes are built: their construction code leaves the heap.
             unload("firmware.geobuild")
-        self.zones_in = 0
+        return zones, corridor
 
     # Changes
 

@@ -29,6 +29,11 @@ _CLOCK_REBASE_MS = const(3600000)
 _TRIP_SAVE_MS = const(60000)  # a running trip's state is saved this often (and at start and end)
 _INBOX_MAX = const(4)
 _CONFIG_RETRY_MS = const(10000)  # a retained document that did not fit is tried again this often
+# A remote message that ran out of memory is handled again this much later, at
+# most this many times, before its out-of-memory reply goes out. Right after a
+# connect the heap is busiest, and a retained set arrives exactly then.
+_OOM_RETRY_MS = const(3000)
+_OOM_RETRIES = const(3)
 _INDICATE_MS = const(200)
 
 _log = log.get("app")
@@ -70,6 +75,9 @@ class Terminal:
         self._alarm_changed = asyncio.Event()
         self._inbox = []
         self._inbox_ready = asyncio.Event()
+        self._retry = None  # (kind, payload, retained, size, tries) of a message that ran out of memory
+        self._retry_ms = 0
+        self._oom = False
         self.remote = None
         self._auth_state = (0, None)
         self._cfg_hash = None  # hash of self.cfg once firmware.remote computed it
@@ -249,7 +257,7 @@ class Terminal:
         if len(self._inbox) >= _INBOX_MAX:
             _log.warning("remote inbox full; dropped a message on %s", kind)
             return
-        self._inbox.append((kind, payload, retained, self.uplink.rx_size))
+        self._inbox.append((kind, payload, retained, self.uplink.rx_size, 0))
         self._inbox_ready.set()
 
     def _remote_handler(self):
@@ -287,9 +295,22 @@ class Terminal:
 
             pending[3].extend(config.validate(pending[2], pending[6]))
         except MemoryError:
+            self._oom = True
             pending[3].append(("message", "out of memory validating the configuration; send it again"))
         config = None
         unload("firmware.config")
+        if not pending[3]:
+            for key in pending[6]:
+                if key == "zones" or key.startswith("route"):
+                    # Built now, before firmware.remote is loaded again, so
+                    # the shapes' construction code and the remote code are
+                    # never in the heap together.
+                    try:
+                        self.alarms.build_zones(pending[2])
+                    except MemoryError:
+                        self._oom = True
+                        pending[3].append(("message", "out of memory building the zones and route; send it again"))
+                    break
         self._unload_geo()
         gc.collect()
         try:
@@ -299,6 +320,7 @@ class Terminal:
             # that builds replies is what did not fit.
             ident = pending[0]
             pending = None
+            self._oom = True
             _log.error("out of memory loading the remote code; config/set (id %r) not applied", ident)
             return None, json.dumps({"id": ident, "ok": False, "topic": "config/set", "version": self.cfg["version"],
                                      "hash": self._cfg_hash, "errors": [{"key": "message", "reason":
@@ -327,6 +349,8 @@ class Terminal:
             self._auth_state = (r.auth_failures, r._auth_logged_ms)
             self._cfg_hash = r.hash
         self.remote = None
+        # Shapes built for a change that was not applied (firmware.alarms.build_zones).
+        self.alarms._built = None
         unload("firmware.control")
         unload("firmware.apply")
         unload("firmware.remote")
@@ -336,7 +360,8 @@ class Terminal:
         gc.collect()
 
     def _unload_geo(self):
-        if not self.alarms.zones and self.alarms.corridor is None:
+        a = self.alarms
+        if not a.zones and a.corridor is None and a._built is None:
             # Loaded to validate zones or a route that are not in force. With
             # shapes in force it stays: a second import would load a second copy.
             unload("firmware.geo")
@@ -364,31 +389,46 @@ class Terminal:
             await self._inbox_ready.wait()
             self._inbox_ready.clear()
             while self._inbox:
-                kind, payload, retained, size = self._inbox.pop(0)
+                kind, payload, retained, size, tries = self._inbox.pop(0)
+                # A message that may be handled again keeps its payload.
+                keep = payload if tries < _OOM_RETRIES and self._retry is None else None
+                self._oom = False
                 try:
                     r = self._remote_handler()
-                    reply = r.handle(kind, payload, retained, size)
+                    reply = r.handle(kind, payload, retained, size, tries > 0)
                     if isinstance(reply, tuple):
                         # A config/set waiting for validation (see _validate_set).
                         payload = None
                         self._record_remote_events(r)
                         r = None
                         r, reply = self._validate_set(reply)
-                    self._record_remote_events(r)
+                    if keep is not None and (self._oom or r is not None and r.out_of_memory):
+                        self._retry_later(kind, keep, retained, size, tries)
+                        reply = None
+                    else:
+                        self._record_remote_events(r)
                     if reply is not None:
                         self.uplink.send("reply", reply)
                 except Exception as e:
                     _log.exc(e, "remote message on %s failed", kind)
+                    if keep is not None and isinstance(e, MemoryError):
+                        self._retry_later(kind, keep, retained, size, tries)
                     gc.collect()
                 finally:
                     # reply may still contain a half-done set with its new configuration.
                     # Dropping it frees that heap for the next messages.
-                    payload = r = reply = None
+                    payload = r = reply = keep = None
                     self._drop_remote()
                 if self.config_changed:
                     # Published with only firmware.remote loaded, after the change is done.
                     self._publish_config()
                 await asyncio.sleep_ms(0)
+
+    def _retry_later(self, kind, payload, retained, size, tries):
+        _log.warning("out of memory handling a message on %s; trying again in %d s (%d of %d)",
+                     kind, _OOM_RETRY_MS // 1000, tries + 1, _OOM_RETRIES)
+        self._retry = (kind, payload, retained, size, tries + 1)
+        self._retry_ms = time.ticks_add(time.ticks_ms(), _OOM_RETRY_MS)
 
     def _reset(self):
         self.store.flush()
@@ -413,6 +453,10 @@ class Terminal:
                 self.save_trip(now)
             if self.reset_at is not None and time.ticks_diff(now, self.reset_at) >= 0:
                 self._reset()
+            if self._retry is not None and time.ticks_diff(now, self._retry_ms) >= 0:
+                self._inbox.append(self._retry)
+                self._retry = None
+                self._inbox_ready.set()
             if self.config_changed and not self._inbox and time.ticks_diff(now, self._config_retry_ms) >= 0:
                 self._publish_config()
             if time.ticks_diff(now, last_rebase) >= _CLOCK_REBASE_MS:

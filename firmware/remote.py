@@ -245,6 +245,7 @@ class Remote:
         self.hash = cfg_hash or config_hash(cfg)
         self.events = []
         self._ident = None
+        self.out_of_memory = False
         self.auth_failures = 0
         self._auth_logged_ms = None
 
@@ -263,18 +264,23 @@ class Remote:
         """Return the retained config document (JSON in a bytearray): version, hash and the redacted configuration."""
         return _object([("version", self.version), ("hash", self.hash), ("config", config.redacted(self.cfg))])
 
-    def handle(self, kind, payload, retained=False, size=0):
-        """Handle one message of a kind in KINDS; return the reply (JSON in a bytearray), or None when none is due."""
+    def handle(self, kind, payload, retained=False, size=0, again=False):
+        """Handle one message of a kind in KINDS; return the reply (JSON in a bytearray), or None when none is due.
+
+        again is True when the terminal handles a message it kept once more,
+        after it ran out of memory: its counter may then equal the last one.
+        """
         # payload None means the MQTT client skipped a message of size bytes as too long.
         if kind not in KINDS:
             raise RemoteError("unknown message kind %r" % (kind,))
         self.events = []
         self._ident = None  # the message's id once it is known, for an out-of-memory reply
+        self.out_of_memory = False
         if payload is not None:
             size = len(payload)
         # Validation needs a few blocks of about 1 KB: free what the firmware left since the last collection.
         gc.collect()
-        return self._guarded(kind, size, self._handle, (kind, payload, retained, size))
+        return self._guarded(kind, size, self._handle, (kind, payload, retained, size, again))
 
     def finish_set(self, pending):
         """Finish a config/set that handle() returned as a tuple, once pending[3] contains the validation errors too."""
@@ -285,6 +291,7 @@ class Remote:
         try:
             return step(*args)
         except MemoryError:
+            self.out_of_memory = True
             # Nothing is in force before the last step of a change, so the version
             # and hash in this reply tell the sender whether anything changed.
             # No traceback: formatting one needs the memory that just ran out.
@@ -295,7 +302,7 @@ class Remote:
             except MemoryError:
                 return None
 
-    def _handle(self, kind, payload, retained, size):
+    def _handle(self, kind, payload, retained, size, again):
         if payload is None:
             if size <= _MESSAGE_MAX_BYTES:
                 return self._error(kind, None, [("message", "no free memory to receive a %d-byte message;"
@@ -317,7 +324,7 @@ class Remote:
             from firmware.signing import ReplayError, SigningError
 
             try:
-                message = self._verifier.verify(payload)
+                message = self._verifier.verify(payload, again)
             except ReplayError as e:
                 if retained and e.counter == e.last_counter:
                     # The broker delivers a retained message again at every connect.

@@ -212,7 +212,7 @@ def test_d5_retained_config_after_reconnect(tmp_path):
     # NOTE: at 112wK the retained set, validated right after a reconnect, ran
     # out of memory in one run. Remote-message tests get 4 K words more until
     # the firmware fits (README, known limitations).
-    term = VtermProcess(proxy.port, scenario, device, state, extra=("--heap", "116wK")).start()
+    term = VtermProcess(proxy.port, scenario, device, state, extra=("--heap", "112wK")).start()
     try:
         # Connected and subscribed: the configuration document is published
         # after the subscriptions are made.

@@ -76,6 +76,20 @@ def test_replay_and_old_counter_rejected():
     assert v.verify(_sign('{"ctr":1796414400123}'))["ctr"] == 1796414400123
 
 
+def test_kept_message_accepted_again_only_at_the_last_counter():
+    # The terminal handles a message it kept once more after running out of
+    # memory: the same counter passes then, an older one or a forged MAC never.
+    _clean()
+    v = Verifier(_KEY, _DIR + "/counter")
+    payload = _sign('{"ctr":9,"cmd":"flush"}')
+    assert v.verify(payload)["ctr"] == 9
+    assert v.verify(payload, True)["cmd"] == "flush"
+    assert v.last_counter == 9
+    _raises(lambda: v.verify(_sign('{"ctr":8}'), True), "ctr 8 is not above the last accepted 9")
+    _raises(lambda: v.verify(payload.replace(b"flush", b"flusH"), True), "MAC does not match")
+    _raises(lambda: v.verify(payload), "ctr 9 is not above the last accepted 9")
+
+
 def test_replay_error_carries_counters():
     _clean()
     v = Verifier(_KEY, _DIR + "/counter")
