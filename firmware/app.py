@@ -11,7 +11,6 @@ from drivers import board
 from firmware import bootguard, log
 from firmware.transient import unload
 from firmware import alarms as _alarms
-from firmware.alarms import Alarms
 from firmware.clock import Clock, Uptime, civil_from_unix
 from firmware.packed import ALARM, EVENT, TELEMETRY, Packer, clock_offset_ms
 from firmware.store import Store, write_atomic
@@ -77,7 +76,7 @@ class Terminal:
         self._inbox_ready = asyncio.Event()
         self._retry = None  # (kind, payload, retained, size, tries) of a message that ran out of memory
         self._retry_ms = 0
-        self._oom = False
+        self._out_of_memory = False
         self.remote = None
         self._auth_state = (0, None)
         self._cfg_hash = None  # hash of self.cfg once firmware.remote computed it
@@ -85,70 +84,13 @@ class Terminal:
         self._config_retry_ms = 0
         self.reset_at = None
 
-        self._make_uplink()
-        self._make_sensors()
-        self._make_inputs()
-        self._make_alarms()
-        self.packer.set_schema(self.probes.names, [a.key for a in self.alarms.all])
-        self._restore_trip()
-        for kind in ("config/set", "config/get", "cmd"):
-            self.uplink.subscribe(kind)
-        self.uplink.on_connect = self._on_connect
+        # The construction code runs once, so it is loaded for this call only.
+        from firmware import startup
 
-        from drivers.indicator import Indicator
-
-        self.indicator = Indicator(*board.output_pins())
-
-    # Construction
-
-    def _make_uplink(self):
-        from drivers import wlan
-        from firmware.uplink import Uplink
-
-        self.link = wlan.create(self.cfg)
-        # Without GNSS the time of a record is never learnt, so records do not wait for it.
-        wait_s = None if self.cfg["gnss"]["enabled"] else 0
-        self.uplink = Uplink(self.cfg, self.device_id, self.store, link=self.link, boot_id=self.boot_id,
-                             fw=FW_VERSION, time_wait_s=wait_s, on_message=self._on_message)
-
-    def _make_sensors(self):
-        cfg = self.cfg
-        fault_count = cfg["alarm"]["fault_count"]
-
-        from drivers.ds18b20 import DS18B20Bus
-        from firmware.probes import Probes
-
-        self.probes = Probes(DS18B20Bus(board.onewire_bus()), cfg["probes"], fault_count)
-
-        self.humidity = None
-        if cfg["dht"]["enabled"]:
-            from drivers.dht_sensor import DHTSensor
-            from firmware.humidity import Humidity
-
-            model = cfg["dht"]["model"]
-            sensor = DHTSensor(board.dht_sensor(model), model)
-            self.humidity = Humidity(sensor, model, cfg["dht"]["interval_s"], fault_count)
-
-        self.gnss = None
-        if cfg["gnss"]["enabled"]:
-            from firmware.gnss import GNSS
-
-            self.gnss = GNSS(board.gnss_uart(cfg["gnss"]["baud"]), on_fix=self._on_fix)
-
-    def _make_inputs(self):
-        from drivers.digital_inputs import DigitalInput
-        from firmware.inputs import Inputs
-
-        flag = asyncio.ThreadSafeFlag()
-        pins = board.input_pins()
-        ins = [DigitalInput(name, pins[name], board.ACTIVE_LOW[name], flag) for name in pins]
-        self.inputs = Inputs(flag, ins, self.cfg["inputs"]["debounce_ms"], self._on_input)
-
-    def _make_alarms(self):
-        self.alarms = Alarms(self.cfg, self.humidity is not None, self._on_alarm)
-        self.alarms.on_zone = self._on_zone
-        self.alarms.ignition = self.inputs.active("ignition")
-        self.alarms.seat_occupied = self.inputs.active("seat")
+        try:
+            startup.build(self)
+        finally:
+            unload("firmware.startup")
 
     # Callbacks from the subsystems
 
@@ -205,25 +147,6 @@ class Terminal:
         self.store.put(EVENT, self.packer.event(now_ms, name, self.gnss, self.inputs, extra))
 
     # Trips
-
-    def _restore_trip(self):
-        self._trip_saved_ms = time.ticks_ms()
-        try:
-            with open(TRIP_PATH) as f:
-                t = json.load(f)
-            kind = _alarms.TRIP_TYPES.index(t["type"])
-            now = time.ticks_ms()
-            self.alarms.trip_start(kind, t["id"], now, t["early_left_s"] * 1000)
-            for name in t["out_s"]:
-                ch = self.alarms.channels.get(name)
-                if ch is not None:
-                    ch.out_ms = t["out_s"][name] * 1000
-            self.packer.set_trip(t["id"])
-            _log.info("trip %s (%s) goes on after the restart", t["id"], t["type"])
-        except OSError:
-            pass
-        except (ValueError, KeyError, TypeError) as e:
-            _log.error("%s is unreadable (%r); no trip is running", TRIP_PATH, e)
 
     def save_trip(self, now):
         self._trip_saved_ms = now
@@ -295,7 +218,7 @@ class Terminal:
 
             pending[3].extend(config.validate(pending[2], pending[6]))
         except MemoryError:
-            self._oom = True
+            self._out_of_memory = True
             pending[3].append(("message", "out of memory validating the configuration; send it again"))
         config = None
         unload("firmware.config")
@@ -308,7 +231,7 @@ class Terminal:
                     try:
                         self.alarms.build_zones(pending[2])
                     except MemoryError:
-                        self._oom = True
+                        self._out_of_memory = True
                         pending[3].append(("message", "out of memory building the zones and route; send it again"))
                     break
         self._unload_geo()
@@ -320,7 +243,7 @@ class Terminal:
             # that builds replies is what did not fit.
             ident = pending[0]
             pending = None
-            self._oom = True
+            self._out_of_memory = True
             _log.error("out of memory loading the remote code; config/set (id %r) not applied", ident)
             return None, json.dumps({"id": ident, "ok": False, "topic": "config/set", "version": self.cfg["version"],
                                      "hash": self._cfg_hash, "errors": [{"key": "message", "reason":
@@ -392,7 +315,7 @@ class Terminal:
                 kind, payload, retained, size, tries = self._inbox.pop(0)
                 # A message that may be handled again keeps its payload.
                 keep = payload if tries < _OOM_RETRIES and self._retry is None else None
-                self._oom = False
+                self._out_of_memory = False
                 try:
                     r = self._remote_handler()
                     reply = r.handle(kind, payload, retained, size, tries > 0)
@@ -402,7 +325,7 @@ class Terminal:
                         self._record_remote_events(r)
                         r = None
                         r, reply = self._validate_set(reply)
-                    if keep is not None and (self._oom or r is not None and r.out_of_memory):
+                    if keep is not None and (self._out_of_memory or r is not None and r.out_of_memory):
                         self._retry_later(kind, keep, retained, size, tries)
                         reply = None
                     else:

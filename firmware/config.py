@@ -44,8 +44,8 @@ def validate(cfg, changed=None):
     limits the checks to those keys and the rules across keys.
     """
     # The checks take about 8 KB of heap (64-bit unix port), the list checks
-    # and the geometry code about as much again. Only one of the two is loaded at
-    # a time, so that a zone or a route is validated beside a running trip.
+    # and the geometry code about 13 KB. Only one of the two is loaded at a
+    # time, so that a zone or a route can be validated beside a running trip.
     import gc
 
     from firmware import checks

@@ -267,8 +267,8 @@ class Remote:
     def handle(self, kind, payload, retained=False, size=0, again=False):
         """Handle one message of a kind in KINDS; return the reply (JSON in a bytearray), or None when none is due.
 
-        again is True when the terminal handles a message it kept once more,
-        after it ran out of memory: its counter may then equal the last one.
+        again is True when the terminal handles a message it kept after running
+        out of memory. Its counter may then equal the last accepted one.
         """
         # payload None means the MQTT client skipped a message of size bytes as too long.
         if kind not in KINDS:

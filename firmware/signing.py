@@ -123,9 +123,9 @@ class Verifier:
         """Return the decoded JSON object of a correctly signed, new message; raise SigningError otherwise.
 
         The counter is stored before the message is returned, so a message is
-        accepted once even when the power goes while it is applied. again
-        accepts the last counter once more: the terminal handles a message it
-        kept, never one from the network, again after it ran out of memory.
+        accepted once even when the power goes while it is applied. With again,
+        the last counter is accepted once more. The terminal passes it only for
+        a message it kept after running out of memory, never for one from the network.
         """
         signed, mac = split(payload)
         if not _same(hmac_sha256(self._key, signed), mac):

@@ -96,7 +96,11 @@ def merge(base, patch):
 
 
 def write_config(state, scenario, device_id, host, port):
-    """Write config.json in the state folder: what is there, then the scenario's settings, then the command line."""
+    """Write config.json in the state folder: what is there, then the scenario's settings, then the command line.
+
+    A unit that has accepted a remote change (version 1 or more) keeps its own
+    settings, as a board does: the scenario's are then not applied again.
+    """
     path = state / "config.json"
     cfg = {}
     if path.exists():
@@ -112,7 +116,12 @@ def write_config(state, scenario, device_id, host, port):
         if not isinstance(cfg, dict):
             print("vterm: %s is not a JSON object; left unchanged for the firmware to report" % path, flush=True)
             return None
-    cfg = merge(cfg, scenario.get("config", {}))
+    version = cfg.get("version", 0)
+    if isinstance(version, int) and version > 0 and scenario.get("config"):
+        print("vterm: %s has remote changes (version %d); the scenario's config is not applied again"
+              % (path, version), flush=True)
+    else:
+        cfg = merge(cfg, scenario.get("config", {}))
     cfg = merge(cfg, {"device_id": device_id, "mqtt": {"host": host, "port": port}})
     tmp = path.with_suffix(".tmp")
     try:

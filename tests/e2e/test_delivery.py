@@ -697,7 +697,7 @@ def test_sigkill_fifty_times(tmp_path):
     # after connecting in 1 of the 50 boots. It reconnected and lost nothing.
     # This test is about delivery, so it runs with 4 K words more until the
     # firmware fits.
-    term = VtermProcess(broker.port, scenario, device, tmp_path / "state", extra=("--heap", "112wK"))
+    term = VtermProcess(broker.port, scenario, device, tmp_path / "state", extra=("--heap", "116wK"))
     drain_started = None
     try:
         for i in range(_KILLS):

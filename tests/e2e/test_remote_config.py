@@ -29,11 +29,6 @@ INTERVAL_S = 10
 DURATION_S = 75
 # A gap between two telemetry records may exceed the interval by this much.
 GAP_SLACK_S = 3.0
-# NOTE: at 112wK the retained set that arrives right after the first connect
-# ran out of memory in one of five runs (the free heap is then split into
-# blocks of 1 KB or less). Until the firmware fits, tests of configuration
-# changes give it 4 K words more (README, known limitations).
-_HEAP = ("--heap", "112wK")
 
 SCENARIO = {
     "name": "remote-config",
@@ -126,7 +121,7 @@ def run(tmp_path_factory):
                                 "set", '{"alarm":{"delay_s":33}}')
 
         thread = threading.Thread(target=lambda: vterm.update(
-            zip(("rc", "out"), run_vterm(broker.port, scenario_path, DEVICE, state, DURATION_S, _HEAP))))
+            zip(("rc", "out"), run_vterm(broker.port, scenario_path, DEVICE, state, DURATION_S))))
         thread.start()
         try:
             wait_for(lambda: [d for d in recorders["config"].of("config") if d["version"] == 1], 40,
