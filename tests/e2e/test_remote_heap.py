@@ -1,10 +1,10 @@
 # End to end: repeated remote changes on the default scenario with a trip running, at the 112wK heap budget
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 #
-# The default scenario (three probes, a DHT, GNSS) is the busiest heap the
-# firmware runs with but zones. Each change must be answered and put in
-# force, one after another: a configuration kept alive after it was replaced,
-# or code left loaded after a message, shows up here as an "out of memory" reply.
+# The default scenario (three probes, a DHT, GNSS) uses the most heap of the
+# configurations without zones. Each change must be answered and put in force.
+# A configuration kept alive after it was replaced, or code left loaded after a
+# message, shows up here as an "out of memory" reply.
 
 import json
 import subprocess
