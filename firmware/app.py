@@ -276,6 +276,8 @@ class Terminal:
         self.alarms._built = None
         unload("firmware.control")
         unload("firmware.apply")
+        unload("firmware.remoteset")
+        unload("firmware.remotecmd")
         unload("firmware.remote")
         unload("firmware.signing")
         unload("firmware.config")

@@ -13,17 +13,18 @@
 # firmware.remote and firmware.checks are never in the heap together.
 #
 # Both return the JSON text as a bytearray, allocated once at its final size.
-# NOTE: the imported module takes about 12 KB of heap on the 64-bit unix port
+# NOTE: the imported module takes about 8 KB of heap on the 64-bit unix port
 # (measured from .mpy), so an app short of heap should drop it between messages.
 #
 # A change is validated as a whole and written to flash before it is put in
 # force, so a rejected message or a failed write changes nothing. Commands are
-# looked up in COMMANDS and the app's commands dict: nothing runs as code.
+# looked up in firmware.remotecmd.COMMANDS and the app's commands dict:
+# nothing runs as code. The set and command code (firmware.remoteset,
+# firmware.remotecmd) is loaded only for its kind of message.
 
 import gc
 import hashlib
 import json
-import os
 from binascii import hexlify
 from time import ticks_diff, ticks_ms
 
@@ -41,19 +42,7 @@ _VALUES_MAX = const(600)
 _ID_MAX_CHARS = const(32)
 _PIECE_BYTES = const(256)  # replies are built in pieces of this size
 _AUTH_LOG_MS = const(10000)  # at most one log line per 10 s for rejected signatures
-_FIXED_KEYS = ("device_id", "version")
 _FIELDS = {"config/set": ("id", "ctr", "set"), "config/get": ("id", "ctr"), "cmd": ("id", "ctr", "cmd", "args")}
-
-# Command name -> {argument: rule}. Every argument is required. A rule is
-# ("str", min length, max length) or ("choice", allowed values).
-COMMANDS = {
-    "trip_start": {"trip": ("str", 1, 32), "type": ("choice", ("cold_chain", "hazmat"))},
-    "trip_end": {},
-    "ack": {"alarm": ("str", 1, 64)},
-    "flush": {},
-    "reboot": {},
-    "selftest": {},
-}
 
 # Characters with a short JSON escape, and the letter after the backslash.
 _ESCAPED = '\b\f\n\r\t"\\'
@@ -206,27 +195,6 @@ def scan(data):
     return None
 
 
-def _changed(old, new, prefix, out):
-    # Dotted key paths whose value differs; lists count as one value.
-    for k in new:
-        a = old.get(k)
-        if isinstance(a, dict) and isinstance(new[k], dict):
-            _changed(a, new[k], prefix + k + ".", out)
-        elif k not in old or a != new[k]:
-            out.append(prefix + k)
-    return out
-
-
-def _check_arg(key, v, rule, errors):
-    if rule[0] == "choice":
-        if not isinstance(v, str) or v not in rule[1]:
-            errors.append((key, "must be one of %s, got %r" % ("/".join(rule[1]), v)))
-    elif not isinstance(v, str):
-        errors.append((key, "must be a string, got %r" % (v,)))
-    elif not rule[1] <= len(v) <= rule[2]:
-        errors.append((key, "length must be %d..%d, got %d" % (rule[1], rule[2], len(v))))
-
-
 class Remote:
     """The config/set, config/get and cmd handler of one terminal."""
 
@@ -363,124 +331,20 @@ class Remote:
                         ("hash", self.hash), ("config", config.redacted(self.cfg))])
 
     def _set(self, message, ident, errors, quiet, size):
-        change = message.get("set")
-        if not isinstance(change, dict):
-            errors.append(("set", "must be an object of the keys to change, got %r" % (change,)))
-            change = {}
-        for key in _FIXED_KEYS:
-            if key in change:
-                errors.append((key, "cannot be set remotely"))
-        patch = config.merge(self.patch, {k: change[k] for k in change if k not in _FIXED_KEYS})
-        from firmware.defaults import DEFAULTS
+        # The set and command code is loaded only for its kind of message.
+        from firmware import remoteset
 
-        new_cfg = config.merge(DEFAULTS, patch)
-        # The sections that patch leaves alone stay in new_cfg, and the module is unloaded.
-        DEFAULTS = None
-        unload("firmware.defaults")
-        # The configuration in force passed validation, so only what changed is checked.
-        keys = _changed(self.cfg, new_cfg, "", [])
-        pending = (ident, patch, new_cfg, errors, quiet, size, keys)
-        if self.validate_later:
-            return pending
-        errors.extend(config.validate(new_cfg, keys))
-        return self._finish_set(*pending)
+        return remoteset.start(self, message, ident, errors, quiet, size)
 
-    def _finish_set(self, ident, patch, new_cfg, errors, quiet, size, keys):
-        if errors:
-            self.events.append(("config_rejected", {"errors": ["%s: %s" % e for e in errors]}))
-            _log.warning("config/set (id %r) rejected, %d error(s), first %s: %s", ident, len(errors), *errors[0])
-            return self._error("config/set", ident, errors)
+    def _finish_set(self, *pending):
+        from firmware import remoteset
 
-        if not keys:
-            # An unsigned retained set arrives again at every connect: no reply then.
-            return None if quiet else self._set_ok(ident, "unchanged")
-
-        # The new state is computed before config.json is replaced, so that a
-        # MemoryError leaves the old configuration in force on flash and in RAM.
-        version = self.version + 1
-        patch["version"] = version
-        new_cfg["version"] = version
-        new_hash = config_hash(new_cfg)
-        try:
-            self._write(patch)
-        except OSError as e:
-            _log.error("cannot write %s: %s", self._config_path, e)
-            return self._error("config/set", ident, [("file", "cannot write %s: %s; nothing changed"
-                                                      % (self._config_path, e))])
-
-        key_changed = new_cfg["remote"]["key"] != self.cfg["remote"]["key"]
-        self.patch = patch
-        self.cfg = new_cfg
-        self.version = version
-        self.hash = new_hash
-        if key_changed:
-            self._use_key(new_cfg["remote"]["key"])
-        try:
-            applied = self._apply(new_cfg, keys) if self._apply else "restart"
-        except Exception as e:
-            # The configuration is on flash, so the next start uses it.
-            _log.exc(e, "applying config version %d failed; it takes effect at the next restart", version)
-            applied = "restart"
-        self.events.append(("config_applied", {"version": version, "hash": new_hash, "keys": keys,
-                                               "applied": applied}))
-        _log.info("config version %d (%s) applied %s: %s", version, new_hash, applied, " ".join(keys))
-        return self._set_ok(ident, applied)
-
-    def _set_ok(self, ident, applied):
-        return _object([("id", ident), ("ok", True), ("topic", "config/set"), ("version", self.version),
-                        ("hash", self.hash), ("applied", applied)])
-
-    def _write(self, patch):
-        # Streamed into a temporary file, then renamed, so a power cut leaves
-        # the old or the new config.json, never half of one.
-        temp = self._config_path + ".tmp"
-        try:
-            with open(temp, "w") as f:
-                _dump(patch, f.write)
-            os.rename(temp, self._config_path)
-        except (OSError, MemoryError):
-            try:
-                os.remove(temp)
-            except OSError:
-                pass
-            raise
+        return remoteset.finish(self, *pending)
 
     def _cmd(self, message, ident, errors):
-        name = message.get("cmd")
-        args = message.get("args", {})
-        rules = COMMANDS.get(name) if isinstance(name, str) else None
-        if rules is None:
-            errors.append(("cmd", "unknown command %r; known: %s" % (name, ", ".join(sorted(COMMANDS)))))
-        elif not isinstance(args, dict):
-            errors.append(("args", "must be an object, got %r" % (args,)))
-        else:
-            for k in args:
-                if k not in rules:
-                    errors.append(("args." + k, "unknown argument"))
-            for k in rules:
-                if k not in args:
-                    errors.append(("args." + k, "missing"))
-                else:
-                    _check_arg("args." + k, args[k], rules[k], errors)
-            if not errors and name not in self._commands:
-                errors.append(("cmd", "%s is not available on this terminal" % name))
-        if not isinstance(name, str):
-            name = None
+        from firmware import remotecmd
 
-        result = None
-        if not errors:
-            try:
-                result = self._commands[name](args)
-            except RemoteError as e:
-                errors.append(("cmd", str(e)))
-            except Exception as e:
-                _log.exc(e, "command %s failed", name)
-                errors.append(("cmd", "%s failed: %r" % (name, e)))
-        self.events.append(("command", {"cmd": name, "ok": not errors}))
-        if errors:
-            return self._error("cmd", ident, errors, name)
-        return _object([("id", ident), ("ok", True), ("topic", "cmd"), ("cmd", name),
-                        ("result", {} if result is None else result)])
+        return remotecmd.run(self, message, ident, errors)
 
     def _error(self, kind, ident, errors, name=None):
         pairs = [("id", ident), ("ok", False), ("topic", kind)]

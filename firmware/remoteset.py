@@ -1,0 +1,109 @@
+# Remote configuration changes: a config/set message checked, written to flash and put in force
+# MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
+#
+# Loaded by firmware.remote for a config/set message only, and dropped with it.
+
+import os
+
+from firmware import config
+from firmware.remote import _dump, _log, _object, config_hash
+from firmware.transient import unload
+
+_FIXED_KEYS = ("device_id", "version")
+
+
+def start(r, message, ident, errors, quiet, size):
+    """Check a config/set message and compute the new configuration; return finish()'s reply, or the pending tuple with r.validate_later."""
+    change = message.get("set")
+    if not isinstance(change, dict):
+        errors.append(("set", "must be an object of the keys to change, got %r" % (change,)))
+        change = {}
+    for key in _FIXED_KEYS:
+        if key in change:
+            errors.append((key, "cannot be set remotely"))
+    patch = config.merge(r.patch, {k: change[k] for k in change if k not in _FIXED_KEYS})
+    from firmware.defaults import DEFAULTS
+
+    new_cfg = config.merge(DEFAULTS, patch)
+    # The sections that patch leaves alone stay in new_cfg, and the module is unloaded.
+    DEFAULTS = None
+    unload("firmware.defaults")
+    # The configuration in force passed validation, so only what changed is checked.
+    keys = _changed(r.cfg, new_cfg, "", [])
+    pending = (ident, patch, new_cfg, errors, quiet, size, keys)
+    if r.validate_later:
+        return pending
+    errors.extend(config.validate(new_cfg, keys))
+    return finish(r, *pending)
+
+def finish(r, ident, patch, new_cfg, errors, quiet, size, keys):
+    """Write and apply a validated change, or reject it; return the reply (JSON in a bytearray), or None."""
+    if errors:
+        r.events.append(("config_rejected", {"errors": ["%s: %s" % e for e in errors]}))
+        _log.warning("config/set (id %r) rejected, %d error(s), first %s: %s", ident, len(errors), *errors[0])
+        return r._error("config/set", ident, errors)
+
+    if not keys:
+        # An unsigned retained set arrives again at every connect: no reply then.
+        return None if quiet else _set_ok(r, ident, "unchanged")
+
+    # The new state is computed before config.json is replaced, so that a
+    # MemoryError leaves the old configuration in force on flash and in RAM.
+    version = r.version + 1
+    patch["version"] = version
+    new_cfg["version"] = version
+    new_hash = config_hash(new_cfg)
+    try:
+        _write(r, patch)
+    except OSError as e:
+        _log.error("cannot write %s: %s", r._config_path, e)
+        return r._error("config/set", ident, [("file", "cannot write %s: %s; nothing changed"
+                                                  % (r._config_path, e))])
+
+    key_changed = new_cfg["remote"]["key"] != r.cfg["remote"]["key"]
+    r.patch = patch
+    r.cfg = new_cfg
+    r.version = version
+    r.hash = new_hash
+    if key_changed:
+        r._use_key(new_cfg["remote"]["key"])
+    try:
+        applied = r._apply(new_cfg, keys) if r._apply else "restart"
+    except Exception as e:
+        # The configuration is on flash, so the next start uses it.
+        _log.exc(e, "applying config version %d failed; it takes effect at the next restart", version)
+        applied = "restart"
+    r.events.append(("config_applied", {"version": version, "hash": new_hash, "keys": keys,
+                                           "applied": applied}))
+    _log.info("config version %d (%s) applied %s: %s", version, new_hash, applied, " ".join(keys))
+    return _set_ok(r, ident, applied)
+
+def _set_ok(r, ident, applied):
+    return _object([("id", ident), ("ok", True), ("topic", "config/set"), ("version", r.version),
+                    ("hash", r.hash), ("applied", applied)])
+
+def _write(r, patch):
+    # Streamed into a temporary file, then renamed, so a power cut leaves
+    # the old or the new config.json, never half of one.
+    temp = r._config_path + ".tmp"
+    try:
+        with open(temp, "w") as f:
+            _dump(patch, f.write)
+        os.rename(temp, r._config_path)
+    except (OSError, MemoryError):
+        try:
+            os.remove(temp)
+        except OSError:
+            pass
+        raise
+
+
+def _changed(old, new, prefix, out):
+    # Dotted key paths whose value differs; lists count as one value.
+    for k in new:
+        a = old.get(k)
+        if isinstance(a, dict) and isinstance(new[k], dict):
+            _changed(a, new[k], prefix + k + ".", out)
+        elif k not in old or a != new[k]:
+            out.append(prefix + k)
+    return out
