@@ -43,6 +43,7 @@ _PEEK_RECORDS = const(32)
 _PEEK_BYTES = const(1024)  # packed bytes of alarms read from flash at a time
 # Up to this many waiting records go out one per message on their own topic; more go in batches.
 _SINGLE_MAX = const(3)
+_SHORT_HEAP_WAIT_MS = const(500)  # a record that does not fit in the heap is rendered again this much later
 _OUTBOX_MAX = const(4)
 
 _OFFLINE = b'{"state":"offline"}'
@@ -97,6 +98,7 @@ class Uplink:
         self.sent = 0
         self.reconnects = 0
         self.bad_records = 0
+        self.short_heap = 0  # records that waited for heap to be rendered
         self.last_error = ""
 
         self._client = MQTTClient(
@@ -268,6 +270,16 @@ class Uplink:
             spool.ack(token)
         self.sent += count
 
+    async def _short_heap(self, token):
+        # The heap is short for a moment, most often while a remote message is
+        # handled right after a connect. The session stays up, and the record
+        # is rendered again shortly, in order.
+        self.short_heap += 1
+        _log.warning("no heap to render the record at %r (%d times so far); trying again in %d ms",
+                     token, self.short_heap, _SHORT_HEAP_WAIT_MS)
+        gc.collect()
+        await asyncio.sleep_ms(_SHORT_HEAP_WAIT_MS)
+
     def _skip(self, spool, token, e):
         # A record that cannot be rendered would block every record after it.
         self.bad_records += 1
@@ -280,12 +292,18 @@ class Uplink:
         if not items:
             return False
         for token, packed in items:
+            before = self._cursor_alarm
             self._cursor_alarm = token
             try:
                 text = self._render(packed, _kind_and_boot(packed)[1], None)
             except (PackError, IndexError, ValueError) as e:
                 self._skip(spool, token, e)
                 continue
+            except MemoryError:
+                # Peeked again from the record before it.
+                self._cursor_alarm = before
+                await self._short_heap(token)
+                return True
             await self._publish(client, self._topics["alarm"], text, spool, token, 1)
         return True
 
@@ -302,8 +320,8 @@ class Uplink:
             return
         try:
             text = self._render(packed, boot, self._link_json())
-        except (PackError, IndexError, ValueError):
-            return  # the backlog path meets it again and skips it there
+        except (PackError, IndexError, ValueError, MemoryError):
+            return  # the backlog path meets it again and skips it there, or sends it
 
         self._early_inflight = token
         await self._publish(client, self._topics[KIND_NAMES[kind]], text, _EARLY, token, 1)
@@ -340,6 +358,11 @@ class Uplink:
                     break  # skip it on its own, after this batch
                 self._cursor_main = token
                 self._skip(spool, token, e)
+                return True
+            except MemoryError:
+                if count:
+                    break  # send what is rendered, and this record with the next batch
+                await self._short_heap(token)
                 return True
 
             if not count:

@@ -834,6 +834,33 @@ async def test_unrenderable_record_skipped():
         env.close()
 
 
+async def test_short_heap_render_retried_in_order():
+    # A MemoryError while rendering is a moment without heap, not a bad record:
+    # the session stays up and the records go out later, none skipped.
+    env = Env()
+    try:
+        for _ in range(3):
+            env.maker.telemetry()
+        env.maker.alarm()
+        real = env.up._render
+        fails = [2]
+
+        def short(packed, boot, link):
+            if fails[0]:
+                fails[0] -= 1
+                raise MemoryError("memory allocation failed, allocating 509 bytes")
+            return real(packed, boot, link)
+
+        env.up._render = short
+        await _run_until(env.up, lambda: env.store.depth() == 0, 4000)
+        assert env.up.short_heap == 2
+        assert env.up.bad_records == 0
+        assert env.client.connects == 1
+        assert sorted(_seqs(_messages(env.client))) == [1, 2, 3, 4]
+    finally:
+        env.close()
+
+
 async def test_truncated_record_skipped():
     env = Env()
     try:
