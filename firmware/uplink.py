@@ -98,7 +98,7 @@ class Uplink:
         self.sent = 0
         self.reconnects = 0
         self.bad_records = 0
-        self.short_heap = 0  # records that waited for heap to be rendered
+        self.short_heap = 0  # times a record waited for heap to be rendered
         self.last_error = ""
 
         self._client = MQTTClient(
