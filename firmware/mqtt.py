@@ -483,9 +483,9 @@ class MQTTClient:
 
     async def _read_loop(self):
         # With pings every keepalive_s/2, a healthy broker sends something at
-        # least every keepalive_s/2 + timeout_s, so silence for longer means a
-        # dead link. The extra keepalive tick lets the missing PINGRESP, the
-        # more precise error, be reported first.
+        # least every keepalive_s/2 + timeout_s, so longer silence means a dead
+        # link. One extra keepalive tick lets the missing PINGRESP be reported
+        # first, because that error is more precise.
         silence_ms = (self.keepalive_s * 1000 + self._timeout_ms + _KEEPALIVE_TICK_MS) if self.keepalive_s else 0
         try:
             while True:
