@@ -189,6 +189,7 @@ class Alarms:
         self.corridor = None
         self._fix_e5 = None
         self._built = None  # (zones, route, shapes) from build_zones()
+        self._shaped = None  # (zones, route) of the configuration the shapes were built from
         # on_zone(name, entered, now_ms): set by the app for enter and exit events.
         self.on_zone = None
         # JT/T 808 alarm-flag word of the active alarms, in two halves that stay small ints.
@@ -255,14 +256,22 @@ class Alarms:
     def _zone_cfg(self, cfg):
         built = self._built
         self._built = None
-        if built is not None and built[0] is cfg["zones"] and built[1] is cfg["route"]:
+        zones = cfg["zones"]
+        route = cfg["route"]
+        shaped = self._shaped
+        if built is not None and built[0] is zones and built[1] is route:
             self.zones, self.corridor = built[2]
-        else:
+            self.zones_in = 0
+        elif shaped is None or shaped[0] != zones or shaped[1] != route:
             # The old shapes go first, so that their heap is free for the new ones.
             self.zones = []
             self.corridor = None
             self.zones, self.corridor = self._shapes(cfg)
-        self.zones_in = 0
+            self.zones_in = 0
+        # Otherwise the shapes in force are kept: building them again would
+        # load the construction code beside the remote code, and an unchanged
+        # zone would be entered a second time.
+        self._shaped = (zones, route)
 
     def _shapes(self, cfg):
         zones = []

@@ -77,6 +77,7 @@ class Terminal:
         self._retry = None  # (kind, payload, retained, size, tries) of a message that ran out of memory
         self._retry_ms = 0
         self._out_of_memory = False
+        self._remote_events = ()  # (name, extra) of the events that the message being handled records
         self.remote = None
         self._auth_state = (0, None)
         self._cfg_hash = None  # hash of self.cfg once firmware.remote computed it
@@ -189,18 +190,11 @@ class Terminal:
         gc.collect()
         from firmware.remote import Remote
 
-        from firmware.config import CONFIG_PATH
-
-        patch = {}
-        try:
-            with open(CONFIG_PATH) as f:
-                patch = json.load(f)
-        except (OSError, ValueError):
-            pass
         commands = {}
         for name in _COMMANDS:
             commands[name] = lambda args, name=name: self._control(name, args)
-        r = self.remote = Remote(self.cfg, patch if isinstance(patch, dict) else {}, self.cfg["remote"]["key"],
+        # The stored patch (config.json) is read only when a set needs it.
+        r = self.remote = Remote(self.cfg, None, self.cfg["remote"]["key"],
                                  lambda cfg, changed: self._control("apply", (cfg, changed)), commands,
                                  cfg_hash=self._cfg_hash)
         # The rejection count and log limit outlive the module.
@@ -213,6 +207,7 @@ class Terminal:
         # 64-bit unix port, which does not fit beside zones and a route. So the remote
         # module is dropped while the checks run and loaded again to finish.
         self._drop_remote()
+        gc.collect()
         try:
             from firmware import config
 
@@ -222,6 +217,7 @@ class Terminal:
             pending[3].append(("message", "out of memory validating the configuration; send it again"))
         config = None
         unload("firmware.config")
+        gc.collect()
         if not pending[3]:
             for key in pending[6]:
                 if key == "zones" or key.startswith("route"):
@@ -250,10 +246,10 @@ class Terminal:
                                      "out of memory applying the configuration; nothing changed, send it again"}]})
         return r, r.finish_set(pending)
 
-    def _record_remote_events(self, r):
-        if r is None:
-            return
-        for name, extra in r.events:
+    def _record_remote_events(self):
+        events = self._remote_events
+        self._remote_events = ()
+        for name, extra in events:
             self.record_event(name, time.ticks_ms(), extra)
 
     def _control(self, name, args):
@@ -271,18 +267,15 @@ class Terminal:
         if r is not None:
             self._auth_state = (r.auth_failures, r._auth_logged_ms)
             self._cfg_hash = r.hash
-        self.remote = None
+        self.remote = r = None
         # Shapes built for a change that was not applied (firmware.alarms.build_zones).
         self.alarms._built = None
-        unload("firmware.control")
-        unload("firmware.apply")
-        unload("firmware.remoteset")
-        unload("firmware.remotecmd")
-        unload("firmware.remote")
-        unload("firmware.signing")
-        unload("firmware.config")
+        # Every module that a message may load, also those that a MemoryError
+        # can leave behind half way through a step.
+        for name in _MESSAGE_MODULES:
+            unload(name)
         self._unload_geo()
-        gc.collect()
+        # The caller collects (firmware/transient.py).
 
     def _unload_geo(self):
         a = self.alarms
@@ -308,46 +301,67 @@ class Terminal:
             _log.exc(e, "cannot publish the configuration")
         finally:
             self._drop_remote()
+            gc.collect()
 
     async def _remote_task(self):
         while True:
             await self._inbox_ready.wait()
             self._inbox_ready.clear()
             while self._inbox:
-                kind, payload, retained, size, tries = self._inbox.pop(0)
-                # A message that may be handled again keeps its payload.
-                keep = payload if tries < _OOM_RETRIES and self._retry is None else None
-                self._out_of_memory = False
-                try:
-                    r = self._remote_handler()
-                    reply = r.handle(kind, payload, retained, size, tries > 0)
-                    if isinstance(reply, tuple):
-                        # A config/set waiting for validation (see _validate_set).
-                        payload = None
-                        self._record_remote_events(r)
-                        r = None
-                        r, reply = self._validate_set(reply)
-                    if keep is not None and (self._out_of_memory or r is not None and r.out_of_memory):
-                        self._retry_later(kind, keep, retained, size, tries)
-                        reply = None
-                    else:
-                        self._record_remote_events(r)
-                    if reply is not None:
-                        self.uplink.send("reply", reply)
-                except Exception as e:
-                    _log.exc(e, "remote message on %s failed", kind)
-                    if keep is not None and isinstance(e, MemoryError):
-                        self._retry_later(kind, keep, retained, size, tries)
-                    gc.collect()
-                finally:
-                    # reply may still contain a half-done set with its new configuration.
-                    # Dropping it frees that heap for the next messages.
-                    payload = r = reply = keep = None
-                    self._drop_remote()
+                self._handle_message(self._inbox.pop(0))
                 if self.config_changed:
                     # Published with only firmware.remote loaded, after the change is done.
                     self._publish_config()
                 await asyncio.sleep_ms(0)
+
+    def _handle_message(self, item):
+        kind, payload, retained, size, tries = item
+        item = None
+        # A message that may be handled again keeps its payload.
+        keep = payload if tries < _OOM_RETRIES and self._retry is None else None
+        self._out_of_memory = False
+        r = reply = None
+        try:
+            reply = self._start_message(kind, payload, retained, size, tries > 0)
+            payload = None
+            if isinstance(reply, tuple):
+                # A config/set waiting for validation (see _validate_set).
+                self._record_remote_events()
+                r, reply = self._validate_set(reply)
+                if r is not None:
+                    self._remote_events = r.events
+                    self._out_of_memory = self._out_of_memory or r.out_of_memory
+                r = None
+            if keep is not None and self._out_of_memory:
+                self._retry_later(kind, keep, retained, size, tries)
+                reply = None
+            else:
+                self._record_remote_events()
+            if reply is not None:
+                self.uplink.send("reply", reply)
+        except Exception as e:
+            _log.exc(e, "remote message on %s failed", kind)
+            if keep is not None and isinstance(e, MemoryError):
+                self._retry_later(kind, keep, retained, size, tries)
+            gc.collect()
+        finally:
+            # reply may still contain a half-done set with its new configuration.
+            # Dropping it frees that heap for the next messages.
+            payload = r = reply = keep = None
+            self._remote_events = ()
+            self._drop_remote()
+            gc.collect()
+
+    def _start_message(self, kind, payload, retained, size, again):
+        # The first step of a message, in a call of its own. The collector scans
+        # stacks conservatively (firmware/transient.py), so the Remote object is
+        # kept out of _handle_message's frame. Once this returns, only
+        # self.remote refers to it, and _validate_set can drop it with its module.
+        r = self._remote_handler()
+        reply = r.handle(kind, payload, retained, size, again)
+        self._remote_events = r.events
+        self._out_of_memory = r.out_of_memory
+        return reply
 
     def _retry_later(self, kind, payload, retained, size, tries):
         _log.warning("out of memory handling a message on %s; trying again in %d s (%d of %d)",
@@ -484,6 +498,9 @@ class Terminal:
 
 
 _COMMANDS = ("trip_start", "trip_end", "ack", "flush", "reboot", "selftest")
+_MESSAGE_MODULES = ("firmware.control", "firmware.apply", "firmware.remoteset", "firmware.remotecmd",
+                    "firmware.remote", "firmware.signing", "firmware.config", "firmware.checks",
+                    "firmware.listchecks", "firmware.geobuild", "firmware.defaults")
 
 
 def _task_exception(loop, context):
@@ -497,6 +514,14 @@ def _task_exception(loop, context):
 
 
 async def main():
+    # The code that stays in the heap is loaded before anything else, so that it
+    # lies together and the holes that boot's short-lived objects leave are
+    # in one place. The modules of optional hardware follow with the configuration.
+    from drivers import digital_inputs, ds18b20, indicator, wlan  # noqa: F401
+    from firmware import inputs, mqtt, probes, uplink  # noqa: F401
+
+    digital_inputs = ds18b20 = indicator = wlan = inputs = mqtt = probes = uplink = None
+    gc.collect()
     # firmware.config is loaded again only while a remote message is handled.
     from firmware import config
 

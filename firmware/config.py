@@ -48,18 +48,26 @@ def validate(cfg, changed=None):
     # time, so that a zone or a route can be validated beside a running trip.
     import gc
 
+    lists = []
+    errors = _checks(cfg, changed, lists)
+    if lists:
+        gc.collect()  # here, not in _checks() (firmware/transient.py)
+        _list_checks(lists, errors)
+    return errors
+
+
+def _checks(cfg, changed, lists):
     from firmware import checks
 
-    lists = []
     try:
-        errors = checks.validate(cfg, changed, lists)
+        return checks.validate(cfg, changed, lists)
     finally:
         checks = None
         unload("firmware.checks")
         unload("firmware.defaults")
-    if not lists:
-        return errors
-    gc.collect()
+
+
+def _list_checks(lists, errors):
     from firmware import listchecks
 
     try:
@@ -68,7 +76,6 @@ def validate(cfg, changed=None):
     finally:
         unload("firmware.listchecks")
         unload("firmware.geobuild")
-    return errors
 
 
 def load(path=CONFIG_PATH, good_path=GOOD_PATH):

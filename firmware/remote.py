@@ -2,7 +2,7 @@
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 #
 # Usage (docs/remote.md describes the topics and every field):
-#   r = Remote(cfg, patch, cfg["remote"]["key"], apply, commands)
+#   r = Remote(cfg, None, cfg["remote"]["key"], apply, commands)  # None: read config.json for a set
 #   reply = r.handle("config/set", payload, retained, size)  # JSON for <prefix>/<device>/reply, or None
 #   text = r.config_text()                                    # JSON for <prefix>/<device>/config (retained)
 #

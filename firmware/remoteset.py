@@ -21,13 +21,18 @@ def start(r, message, ident, errors, quiet, size):
     for key in _FIXED_KEYS:
         if key in change:
             errors.append((key, "cannot be set remotely"))
+    if r.patch is None:
+        r.patch = _read_patch(r._config_path)
     patch = config.merge(r.patch, {k: change[k] for k in change if k not in _FIXED_KEYS})
     from firmware.defaults import DEFAULTS
 
-    new_cfg = config.merge(DEFAULTS, patch)
-    # The sections that patch leaves alone stay in new_cfg, and the module is unloaded.
-    DEFAULTS = None
-    unload("firmware.defaults")
+    try:
+        new_cfg = config.merge(DEFAULTS, patch)
+    finally:
+        # The sections that patch leaves alone stay in new_cfg, and the module
+        # is unloaded, also when the merge runs out of memory.
+        DEFAULTS = None
+        unload("firmware.defaults")
     # The configuration in force passed validation, so only what changed is checked.
     keys = _changed(r.cfg, new_cfg, "", [])
     pending = (ident, patch, new_cfg, errors, quiet, size, keys)
@@ -81,6 +86,19 @@ def finish(r, ident, patch, new_cfg, errors, quiet, size, keys):
 def _set_ok(r, ident, applied):
     return _object([("id", ident), ("ok", True), ("topic", "config/set"), ("version", r.version),
                     ("hash", r.hash), ("applied", applied)])
+
+def _read_patch(path):
+    # config.json holds only what differs from the defaults. A file that is
+    # missing or unreadable here was replaced by the defaults at boot.
+    import json
+
+    try:
+        with open(path) as f:
+            patch = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return patch if isinstance(patch, dict) else {}
+
 
 def _write(r, patch):
     # Streamed into a temporary file, then renamed, so a power cut leaves

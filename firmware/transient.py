@@ -8,6 +8,12 @@
 #   finally:
 #       unload("firmware.checks")   # freed at the next collection
 #
+# Collect in the caller of the function that unloads, not in that function
+# itself: the collector scans the C stack conservatively, and the dead frames
+# of unload() calls just made still point to the modules. Measured on the unix
+# port: a collection right after the unloads kept about 10 KB of a config/set's
+# code alive, one from the caller freed it.
+#
 # Interned names (qstrs) of an unloaded module stay, so loading it again costs
 # only its bytecode and objects.
 

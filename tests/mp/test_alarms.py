@@ -487,3 +487,34 @@ def test_indication_patterns_by_severity():
     assert sum(buzz) == 0
     assert sum(led) == 5
     assert cycle(-1, False) == ([False] * INDICATE_PHASES, [False] * INDICATE_PHASES)
+
+
+def test_configure_keeps_unchanged_zone_shapes():
+    # A remote change of another key passes a new configuration whose zones are
+    # equal but new objects (read back from config.json). The shapes in force
+    # stay: building them again would load firmware.geobuild beside the remote
+    # code, and the vehicle would enter the zone it is in a second time.
+    import json
+
+    zones = [{"name": "yard", "type": "circle", "lat": 31.2, "lon": 121.5, "radius_m": 500}]
+    ev = []
+    entered = []
+    al = _engine(ev, zones=zones)
+    al.on_zone = lambda name, inside, now: entered.append((name, inside, now))
+    g = FakeGNSS()
+    al.position(g, 1000)
+    assert entered == [("yard", True, 1000)]
+    shapes = al.zones
+    cfg = json.loads(json.dumps(_cfg({"delay_s": 20}, zones=zones)))
+    al.configure(cfg)
+    assert al.delay_ms == 20000
+    assert al.zones is shapes
+    al.position(g, 2000)
+    assert entered == [("yard", True, 1000)], "no second entry into an unchanged zone"
+    # A changed zone is built again, and the vehicle enters it anew.
+    moved = [{"name": "yard", "type": "circle", "lat": 31.2, "lon": 121.5, "radius_m": 800}]
+    al.configure(_cfg({"delay_s": 20}, zones=moved))
+    assert al.zones is not shapes
+    assert al.zones[0][1].radius_m == 800
+    al.position(g, 3000)
+    assert entered == [("yard", True, 1000), ("yard", True, 3000)]

@@ -141,6 +141,25 @@ def test_valid_set_bumps_version():
     assert json.loads(_read())["alarm"] == {"delay_s": 120}
 
 
+def test_patch_read_only_for_set():
+    # The app passes patch=None: gets and commands never read config.json, a set
+    # merges its change over the file's content.
+    r, app = _setup()
+    r = Remote(r.cfg, None, "", app.apply, app.commands, config_path=_CONFIG, counter_path=_COUNTER)
+    os.remove(_CONFIG)
+    reply = _send(r, "config/get", '{"id":"g1"}')
+    assert reply["ok"] is True, reply
+    assert r.patch is None
+    with open(_CONFIG, "w") as f:
+        f.write(json.dumps(_PATCH))
+    reply = _send(r, "config/set", '{"id":"s1","set":{"interval_s":45}}')
+    assert reply["ok"] is True, reply
+    expected = {"device_id": "TRK-T", "interval_s": 45, "probes": [_FRONT, _REAR],
+                "dht": {"temp_low": 2, "temp_high": 8}, "version": 1}
+    assert json.loads(_read()) == expected
+    assert r.patch == expected
+
+
 def test_set_lists_replace_null_kept():
     r, app = _setup()
     reply = _send(r, "config/set", '{"set":{"probes":[%s],"dht":{"temp_low":null}}}' % json.dumps(_REAR))
