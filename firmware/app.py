@@ -267,11 +267,11 @@ class Terminal:
         if r is not None:
             self._auth_state = (r.auth_failures, r._auth_logged_ms)
             self._cfg_hash = r.hash
-        self.remote = r = None
+        self.remote = None
         # Shapes built for a change that was not applied (firmware.alarms.build_zones).
         self.alarms._built = None
-        # Every module that a message may load, also those that a MemoryError
-        # can leave behind half way through a step.
+        # Every module that a message may load, including those that a
+        # MemoryError can leave loaded part way through a step.
         for name in _MESSAGE_MODULES:
             unload(name)
         self._unload_geo()
@@ -343,7 +343,6 @@ class Terminal:
             _log.exc(e, "remote message on %s failed", kind)
             if keep is not None and isinstance(e, MemoryError):
                 self._retry_later(kind, keep, retained, size, tries)
-            gc.collect()
         finally:
             # reply may still contain a half-done set with its new configuration.
             # Dropping it frees that heap for the next messages.
@@ -514,9 +513,9 @@ def _task_exception(loop, context):
 
 
 async def main():
-    # The code that stays in the heap is loaded before anything else, so that it
-    # lies together and the holes that boot's short-lived objects leave are
-    # in one place. The modules of optional hardware follow with the configuration.
+    # The modules that stay loaded are imported first, so that their code is
+    # allocated before boot's short-lived objects and not between them. The
+    # modules of optional hardware are loaded later, with the configuration.
     from drivers import digital_inputs, ds18b20, indicator, wlan  # noqa: F401
     from firmware import inputs, mqtt, probes, uplink  # noqa: F401
 
