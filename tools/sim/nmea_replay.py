@@ -305,6 +305,9 @@ class Replay:
 
     def pump(self, now_ms, sink):
         """Pass the bytes that arrived up to now_ms to sink; allocates only when an epoch starts."""
+        # NOTE: those allocations share the firmware's heap, which a board's UART
+        # does not use. A MemoryError here (seen with about 12 KB free, in small
+        # blocks) ends asyncio.run(), and the terminal restarts.
         while not self.done:
             if now_ms < self._wire_ms:
                 return
