@@ -4,7 +4,7 @@
 
     python tools/vterm.py run [--broker HOST:PORT] [--scenario FILE] [--duration S]
                               [--device-id ID] [--state DIR] [--heap SIZE] [--record FILE]
-                              [--flash-kib N] [--source] [--quiet] [--verbose]
+                              [--flash-kib N] [--source] [--heap-dumps] [--quiet] [--verbose]
     python tools/vterm.py build [--out DIR] [--with-sim]
 
 `run` executes the firmware as a board does: compiled to .mpy with the pinned
@@ -232,9 +232,22 @@ def micropython_cmd(heap):
     return [exe, "-X", "heapsize=%d" % total, str(REPO / "tools" / "sim" / "vterm_boot.py")]
 
 
-def pump_output(proc, quiet, out):
+# Lines of micropython.mem_info(1), printed at start with --heap-dumps: the
+# first address line goes to <state>/heap_pool.txt, the rest is left out.
+_MEM_INFO = re.compile(r"mem: total=|stack: \d|GC: total:| No\. of 1-blocks|[0-9a-f]{8}: |       \(\d+ lines all free\)")
+_POOL_LINE = re.compile(r"GC memory layout; from ([0-9a-f]+):")
+
+
+def pump_output(proc, quiet, out, pool_file=None):
     for raw in proc.stdout:
         line = raw.decode("utf-8", "replace").rstrip("\n")
+        if pool_file is not None:
+            m = _POOL_LINE.match(line)
+            if m:
+                pool_file.write_text(m.group(1) + "\n")
+                continue
+            if _MEM_INFO.match(line):
+                continue
         if not quiet:
             out.write("  fw| %s\n" % line)
             out.flush()
@@ -245,7 +258,8 @@ def run_firmware(args, scenario_path, state, env, stop_at, out):
     cmd = micropython_cmd(args.heap)
     while True:
         proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        pump = threading.Thread(target=pump_output, args=(proc, args.quiet, out), daemon=True)
+        pool_file = state / "heap_pool.txt" if args.heap_dumps else None
+        pump = threading.Thread(target=pump_output, args=(proc, args.quiet, out, pool_file), daemon=True)
         pump.start()
         try:
             while proc.poll() is None:
@@ -322,6 +336,10 @@ def do_run(args):
                    VTERM_VERBOSE="1" if args.verbose else "0")
         # The firmware gets exactly --heap: what the simulator leaves is held back.
         env["VTERM_FIRMWARE_HEAP"] = str(heap_bytes(args.heap))
+        env.pop("VTERM_HEAP_DUMPS", None)
+        if args.heap_dumps:
+            env["VTERM_HEAP_DUMPS"] = "1"
+            env["VTERM_HEAP_BYTES"] = str(heap_bytes(args.heap) + heap_bytes(SIM_HEAP))
         env.pop("VTERM_FLASH_KIB", None)
         if args.flash_kib is not None:
             env["VTERM_FLASH_KIB"] = str(args.flash_kib)
@@ -373,6 +391,9 @@ def argparse_run(sub):
                         "missing (default: $VTERM_FLASH_KIB, else /spool is a folder of the state)")
     p.add_argument("--source", action="store_true",
                    help="run the .py sources instead of compiled .mpy (needs a larger --heap, e.g. 1M)")
+    p.add_argument("--heap-dumps", action="store_true",
+                   help="dump the heap to <state>/heap_dump.bin each time <state>/heap_dump.request appears; "
+                        "tools/heapmap.py reads the dump")
     p.add_argument("--quiet", action="store_true", help="hide the firmware's own console output")
     p.add_argument("--verbose", action="store_true", help="show simulated hardware events (buzzer, LED, inputs)")
     p.set_defaults(func=do_run)

@@ -22,6 +22,10 @@
 #                      heap the simulator leaves beyond it is taken by a
 #                      ballast, so the firmware runs out of memory where a
 #                      board would.
+#   VTERM_HEAP_DUMPS   optional: "1" loads tools/sim/heapdump.py, which dumps
+#                      the heap when <state>/heap_dump.request appears
+#   VTERM_HEAP_BYTES   the -X heapsize of this interpreter in bytes (needed
+#                      with VTERM_HEAP_DUMPS)
 #
 # Steps:
 # 1. Mount the repository read-only at /app and import the simulator from
@@ -105,10 +109,15 @@ def _install_asyncio_hook(w):
 
     async def with_world(coro):
         task = w.start_in_loop()
+        dumps = None
+        if "heapdump" in sys.modules:
+            dumps = asyncio.create_task(sys.modules["heapdump"].watch())
         try:
             return await coro
         finally:
             task.cancel()
+            if dumps is not None:
+                dumps.cancel()
 
     def run_with_world(coro):
         return run(with_world(coro))
@@ -234,6 +243,11 @@ def main(heap_before):
     import machine
     import nmea_replay
     import onewire
+
+    if os.getenv("VTERM_HEAP_DUMPS"):
+        import heapdump
+
+        heapdump.print_pool()
 
     flash_dev = None
     if os.getenv("VTERM_FLASH_KIB"):
