@@ -200,6 +200,7 @@ class Terminal:
         # The rejection count and log limit outlive the module.
         r.auth_failures, r._auth_logged_ms = self._auth_state
         r.validate_later = True
+        r.cfg_from_file = self.config_source == "file"
         return r
 
     def _validate_set(self, pending):
@@ -308,11 +309,16 @@ class Terminal:
             await self._inbox_ready.wait()
             self._inbox_ready.clear()
             while self._inbox:
-                self._handle_message(self._inbox.pop(0))
-                if self.config_changed:
-                    # Published with only firmware.remote loaded, after the change is done.
-                    self._publish_config()
+                self._handle_next()
                 await asyncio.sleep_ms(0)
+
+    def _handle_next(self):
+        # A plain call, so that no value of a message stays in _remote_task's
+        # frame, which is on the heap and scanned whole (see _start).
+        self._handle_message(self._inbox.pop(0))
+        if self.config_changed:
+            # Published with only firmware.remote loaded, after the change is done.
+            self._publish_config()
 
     def _handle_message(self, item):
         kind, payload, retained, size, tries = item
@@ -512,7 +518,14 @@ def _task_exception(loop, context):
         _log.error("task failed: %s", context.get("message", ""))
 
 
-async def main():
+def _start():
+    # Everything before the loop runs in this plain function. A coroutine's
+    # frame stays on the heap as long as the coroutine runs, and the collector
+    # scans all of it, also the stack slots of values already used. When this
+    # code was in main(), its frame kept firmware.config alive (2.3 KB, seen with
+    # tools/heapmap.py), and it could keep the boot configuration after a
+    # remote change replaced it.
+    #
     # The modules that stay loaded are imported first, so that their code is
     # allocated before boot's short-lived objects and not between them. The
     # modules of optional hardware are loaded later, with the configuration.
@@ -527,6 +540,7 @@ async def main():
     try:
         cfg, errors, source = config.load()
     finally:
+        config = None
         unload("firmware.config")
     lg = cfg["log"]
     log.setup(lg["level"], lg["file"] or None, lg["file_max_bytes"])
@@ -534,8 +548,8 @@ async def main():
         _log.error("config %s: %s", key, reason)
     if errors:
         _log.error("config.json rejected; running on the %s configuration", source)
-    term = Terminal(cfg, errors, source)
-    # This coroutine lives as long as the terminal: a local left here would keep
-    # the boot configuration alive after a remote change replaces it.
-    cfg = errors = lg = None
-    await term.run()
+    return Terminal(cfg, errors, source)
+
+
+async def main():
+    await _start().run()

@@ -45,6 +45,7 @@ def apply_config(term, new_cfg, changed):
         # config.json contains the change, and the next start reads it.
         term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
         term.cfg = new_cfg
+        term.config_source = "file"
         _log.warning("configuration changed (%s); restarting to apply it", ", ".join(restart))
         term.config_changed = True
         return "restart"
@@ -54,9 +55,11 @@ def apply_config(term, new_cfg, changed):
         # The file is written, so a restart puts the change in force.
         term.reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
         term.cfg = new_cfg
+        term.config_source = "file"
         _log.error("out of memory applying the configuration; restarting to apply it")
         return "restart"
     term.cfg = new_cfg
+    term.config_source = "file"
     _log.info("configuration applied: %s", ", ".join(changed))
     term.config_changed = True
     return "live"

@@ -208,6 +208,10 @@ class Remote:
         self._counter_path = counter_path
         self._use_key(key_hex)
         self.validate_later = False
+        # True when cfg is the defaults merged with config.json as it is on
+        # flash. Then a change is merged into cfg. Otherwise (the terminal runs
+        # on a fallback configuration) it is merged into the file's content.
+        self.cfg_from_file = False
         self.version = cfg.get("version", 0)
         # The caller may pass the hash it kept, which saves a pass over the configuration.
         self.hash = cfg_hash or config_hash(cfg)

@@ -217,9 +217,9 @@ class Uplink:
             if self.link is not None and not self.link.is_up():
                 raise MQTTError("network link down")
             if self._outbox:
-                topic, text, retain = self._outbox[0]
-                await client.publish(topic, text, qos=1, retain=retain)
-                self._outbox.pop(0)
+                # In a coroutine of its own: this one lives as long as the
+                # connection, and its frame would keep the last text sent.
+                await self._send_queued(client)
                 continue
             if await self._send_alarms(client):
                 continue
@@ -232,6 +232,11 @@ class Uplink:
                 await self._settle(client)
                 continue
             await self._wait_for_records(client)
+
+    async def _send_queued(self, client):
+        topic, text, retain = self._outbox[0]
+        await client.publish(topic, text, qos=1, retain=retain)
+        self._outbox.pop(0)
 
     async def _wait_for_records(self, client):
         self._wake.clear()

@@ -693,11 +693,7 @@ def test_sigkill_fifty_times(tmp_path):
     broker = RestartableMosquitto(tmp_path / "broker").start()
     rec = DurableRecorder(broker.port, PREFIX, device)
     scenario, sc = _scenario(tmp_path)
-    # NOTE: at 112wK, in one run, the uplink ran out of memory (510 bytes) just
-    # after connecting in 1 of the 50 boots. It reconnected and lost nothing.
-    # This test is about delivery, so it runs with 4 K words more until the
-    # firmware fits.
-    term = VtermProcess(broker.port, scenario, device, tmp_path / "state", extra=("--heap", "116wK"))
+    term = VtermProcess(broker.port, scenario, device, tmp_path / "state")
     drain_started = None
     try:
         for i in range(_KILLS):

@@ -4,14 +4,20 @@
 # The default scenario (three probes, a DHT, GNSS) uses the most heap of the
 # configurations without zones. Each change must be answered and put in force.
 # A configuration kept alive after it was replaced, or code left loaded after a
-# message, shows up here as an "out of memory" reply.
+# message, shows up here as an "out of memory" reply. The heap dump test finds
+# such code directly: tools/heapmap.py lists modules that were unloaded but are
+# still referred to.
 
+import io
 import json
 import subprocess
 import sys
 
 from conftest import REPO
 from faults import VtermProcess
+
+sys.path.insert(0, str(REPO / "tools"))
+import heapmap  # noqa: E402
 
 DEVICE = "TRK-HEAP"
 SCENARIO = REPO / "tools" / "scenarios" / "cold-chain.json"
@@ -49,5 +55,88 @@ def test_changes_answered_during_trip(mosquitto, tmp_path):
         # out of memory then is handled again (docs/remote.md, section 8), so
         # the log may show that. The replies above show that none was given up.
         assert "uplink session failed" not in term.output
+    finally:
+        term.stop()
+
+
+# A polygon, as a loading bay: the shapes stay in force beside the remote code.
+_BAY = [[51.455, 7.005], [51.455, 7.015], [51.465, 7.015], [51.465, 7.005], [51.455, 7.005]]
+# The message modules of firmware/app.py (_MESSAGE_MODULES), and the boot code.
+_TRANSIENT = ("firmware.control", "firmware.apply", "firmware.remoteset", "firmware.remotecmd", "firmware.remote",
+              "firmware.signing", "firmware.config", "firmware.checks", "firmware.listchecks", "firmware.geobuild",
+              "firmware.defaults", "firmware.startup", "firmware.spoolopen", "firmware.mqttconnect")
+
+
+def test_no_unloaded_code_left_in_heap(mosquitto, tmp_path):
+    sc = json.loads(SCENARIO.read_text())
+    sc["config"]["zones"] = [{"name": "bay", "type": "polygon", "points": _BAY, "stop_ok": True}]
+    scenario = tmp_path / "bay.json"
+    scenario.write_text(json.dumps(sc))
+
+    state = tmp_path / "state"
+    term = VtermProcess(mosquitto.port, scenario, DEVICE, state, extra=("--heap-dumps",)).start()
+    try:
+        term.wait_for(r"telemetry seq \d+ (stored|sent)", 30)
+        assert _cli(mosquitto.port, "cmd", "trip_start", "trip=LOAD-H2", "type=cold_chain")["ok"] is True
+        assert _cli(mosquitto.port, "set", '{"alarm":{"delay_s":120}}')["ok"] is True
+        moved = [[lat + 0.001, lon] for lat, lon in _BAY]
+        zone = {"zones": [{"name": "bay2", "type": "polygon", "points": moved, "door_ok": True}]}
+        reply = _cli(mosquitto.port, "set", json.dumps(zone))
+        assert reply["ok"] is True, reply
+        assert _cli(mosquitto.port, "get")["config"]["zones"][0]["name"] == "bay2"
+        assert _cli(mosquitto.port, "cmd", "selftest")["ok"] is True
+        (state / "heap_dump.request").touch()
+        term.wait_for(r"\[sim\] heap dump written", 10)
+    finally:
+        term.stop()
+
+    heap = heapmap.Heap(state)
+    loaded = [text[len("module "):] for addr, text in heap.labels.items() if addr in heap.live_modules]
+    assert "firmware.app" in loaded, loaded
+    assert "firmware.geo" in loaded, loaded
+    assert [name for name in loaded if name in _TRANSIENT] == []
+    dead = heap.dead_modules()
+    if dead:
+        out = io.StringIO()
+        heapmap.report(heap, out)
+        raise AssertionError("unloaded code still in the heap:\n" + out.getvalue())
+
+
+# The zones and route of the two examples in docs/config.md, section 8.
+_COLD_ZONES = {
+    "zones": [{"name": "depot", "type": "circle", "lat": 45.7282, "lon": 4.9531, "radius_m": 400,
+               "stop_ok": True, "door_ok": True},
+              {"name": "hospital-dc", "type": "polygon",
+               "points": [[45.8102, 4.8721], [45.8102, 4.8779], [45.8071, 4.8779], [45.8071, 4.8721], [45.8102, 4.8721]],
+               "stop_ok": True, "door_ok": True}],
+    "route": {"points": [], "width_m": 1000},
+}
+_HAZMAT_ZONES = {
+    "zones": [{"name": "refinery", "type": "polygon",
+               "points": [[51.8890, 4.2800], [51.8890, 4.3060], [51.8800, 4.3060], [51.8800, 4.2800], [51.8890, 4.2800]],
+               "stop_ok": True, "door_ok": True},
+              {"name": "customer-depot", "type": "circle", "lat": 52.0455, "lon": 4.7310, "radius_m": 250,
+               "stop_ok": True, "door_ok": True},
+              {"name": "old-town", "type": "circle", "lat": 51.9450, "lon": 4.4700, "radius_m": 1500, "alarm": "inside"}],
+    "route": {"points": [[51.8861, 4.3050], [51.8990, 4.4180], [51.9230, 4.5100], [51.9800, 4.6200], [52.0450, 4.7300]],
+              "width_m": 1000},
+}
+
+
+def test_documented_zone_sets_alternate(mosquitto, tmp_path):
+    # Each change replaces shapes that are in force during a trip: the old and
+    # the new shapes, the parsed message and the remote code share the heap.
+    term = VtermProcess(mosquitto.port, SCENARIO, DEVICE, tmp_path / "state").start()
+    try:
+        term.wait_for(r"telemetry seq \d+ (stored|sent)", 30)
+        assert _cli(mosquitto.port, "cmd", "trip_start", "trip=LOAD-H3", "type=cold_chain")["ok"] is True
+        for i in range(6):
+            change = _HAZMAT_ZONES if i % 2 else _COLD_ZONES
+            reply = _cli(mosquitto.port, "set", json.dumps(change))
+            assert reply["ok"] is True, reply
+            assert reply["version"] == i + 1
+            got = _cli(mosquitto.port, "get")
+            assert [z["name"] for z in got["config"]["zones"]] == [z["name"] for z in change["zones"]]
+            assert got["config"]["route"] == change["route"]
     finally:
         term.stop()

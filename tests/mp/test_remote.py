@@ -160,6 +160,35 @@ def test_patch_read_only_for_set():
     assert r.patch == expected
 
 
+def test_set_into_cfg_equals_defaults_merge():
+    # A terminal whose configuration came from config.json merges a change into
+    # it directly (cfg_from_file). The result and the file must be those of
+    # the merge over the defaults, set after set.
+    sets = ('{"set":{"alarm":{"delay_s":90},"dht":{"temp_low":null}}}',
+            '{"set":{"zones":[{"name":"bay","type":"circle","lat":51.46,"lon":7.01,"radius_m":300}]}}',
+            '{"set":{"alarm":{"early_s":600},"route":{"points":[[51.4,7.0],[51.5,7.1]],"width_m":800}}}',
+            '{"set":{"zones":[]}}')
+    results = []
+    for from_file in (False, True):
+        r, app = _setup()
+        r.cfg_from_file = from_file
+        configs = []
+        for i, text in enumerate(sets):
+            reply = _send(r, "config/set", text)
+            assert reply["ok"] is True, reply
+            assert reply["version"] == i + 1
+            configs.append((r.cfg, r.hash, _read()))
+        results.append(configs)
+    for i in range(len(sets)):
+        assert results[1][i][0] == results[0][i][0], i
+        assert results[1][i][1] == results[0][i][1], i
+        assert results[1][i][2] == results[0][i][2], i
+    assert results[1][-1][0]["alarm"]["delay_s"] == 90
+    assert results[1][-1][0]["alarm"]["early_s"] == 600
+    assert results[1][-1][0]["zones"] == []
+    assert results[1][-1][0]["route"]["width_m"] == 800
+
+
 def test_set_lists_replace_null_kept():
     r, app = _setup()
     reply = _send(r, "config/set", '{"set":{"probes":[%s],"dht":{"temp_low":null}}}' % json.dumps(_REAR))
