@@ -324,6 +324,66 @@ def test_replay_pump_allocates_nothing():
     cap.close()
 
 
+class FixedSink:
+    """A receive buffer made once, filled without allocating, for tests under heap_lock()."""
+
+    def __init__(self, size):
+        self.data = bytearray(size)
+        self.n = 0
+
+    def put(self, data, start, end):
+        for i in range(start, end):
+            self.data[self.n] = data[i]
+            self.n += 1
+
+
+def test_replay_epochs_allocate_nothing():
+    # Epoch starts read the file and rewrite RMC and ZDA dates: all in
+    # buffers made once, because the simulated UART shares the firmware's heap.
+    cap = Capture(_DATA + "skytraq-dgps.log", (2026, 3, 16))
+    replay = Replay(cap, 9600, True, 0)
+    sink = FixedSink(20000)
+    micropython.heap_lock()
+    try:
+        for t in range(0, 8000, 50):
+            replay.pump(t, sink)
+    finally:
+        micropython.heap_unlock()
+    assert replay.epochs_sent >= 5
+    got = bytes(sink.data[: sink.n])
+    assert got.count(SKY_RMC_2026 + b"\r\n") == 1
+    assert got.count(SKY_ZDA_2026 + b"\r\n") == 1
+    dated = 0
+    for line in got.split(b"\r\n"):
+        if line.startswith(b"$GPRMC") or line.startswith(b"$GPZDA"):
+            dated += 1
+            assert b",160326," in line or b",16,03,2026," in line, line
+            star = line.find(b"*")
+            assert _xor(line[1:star]) == int(line[star + 1 :], 16), line
+    assert dated >= 2 * replay.epochs_sent
+    cap.close()
+
+
+def test_rewrite_date_of_unusual_width():
+    # A one-digit day in ZDA cannot be set in place: the line gets longer and
+    # the checksum is computed over the new text (here by hand: XOR of the body).
+    zda = b"$GPZDA,213121.000,7,04,2016,00,00*"
+    zda += b"%02X" % _xor(zda[1:-1])
+    out = nmea_replay.rewrite_date(zda, (2026, 3, 16))
+    assert out[: out.find(b"*")] == b"$GPZDA,213121.000,16,03,2026,00,00"
+    assert out == SKY_ZDA_2026
+    path = _write("narrow.log", zda + b"\n")
+    cap = Capture(path, (2026, 3, 16))
+    assert cap.epoch_bytes(0) == SKY_ZDA_2026 + b"\r\n"
+    cap.close()
+
+
+def test_rewrite_lower_case_checksum():
+    lower = SKY_RMC[:-2] + b"72".lower()
+    assert nmea_replay.rewrite_date(b"$GPZDA,213121.000,07,04,2016,00,00*5a", (2026, 3, 16))[-2:] == b"5E"
+    assert nmea_replay.rewrite_date(lower, (2026, 3, 16)) == SKY_RMC_2026
+
+
 def test_empty_capture_rejected():
     path = _write("empty.log", b"# only a comment\n\n")
     try:

@@ -56,9 +56,18 @@ _ZDA_DAY_FIELD = const(2)
 
 _HASH = const(0x23)
 _CR = const(0x0D)
+_LF = const(0x0A)
 _DOLLAR = const(0x24)
 _STAR = const(0x2A)
+_COMMA = const(0x2C)
 _P = const(0x50)
+_HEX = b"0123456789ABCDEF"
+_RMC_WIDTHS = (6,)
+_ZDA_WIDTHS = (2, 2, 4)
+# Results of _date_in_place().
+_DATE_NONE = const(0)  # no date to set: the line stays as it is
+_DATE_SET = const(1)  # set in place
+_DATE_RESIZE = const(2)  # date fields of other widths, or an odd checksum: _rewrite_date_fields()
 
 
 def checksum(body):
@@ -130,9 +139,111 @@ def rewrite_date(line, date):
 
     Only sentences with a two-digit checksum are changed; see the module header.
     """
-    start, end = _sentence_bounds(line)
-    if start < 0 or end + 3 > len(line):
+    buf = bytearray(line)
+    done = _date_in_place(buf, 0, len(buf), date)
+    if done == _DATE_NONE:
         return line
+    if done == _DATE_SET:
+        return bytes(buf)
+    return _rewrite_date_fields(line, date)
+
+
+def _date_in_place(buf, a, b, date):
+    # Set the date of the sentence in buf[a:b] without allocating, when its
+    # date fields have the usual widths (RMC ddmmyy, ZDA dd,mm,yyyy). The
+    # replay calls this for every RMC and ZDA line on the simulated UART, whose
+    # bytes share the firmware's heap.
+    i = a
+    while i < b and buf[i] == 0x20:
+        i += 1
+    if i == b or buf[i] != _DOLLAR:
+        return _DATE_NONE
+    star = buf.find(b"*", i, b)
+    if star < 0 or star + 3 > b:
+        return _DATE_NONE
+    # The address: five characters, not proprietary, formatter RMC or ZDA.
+    if i + 6 >= star or buf[i + 6] != _COMMA or buf[i + 1] == _P:
+        return _DATE_NONE
+
+    f1, f2, f3 = buf[i + 3], buf[i + 4], buf[i + 5]
+    if f1 == 0x52 and f2 == 0x4D and f3 == 0x43:  # RMC
+        first, widths = _RMC_DATE_FIELD, _RMC_WIDTHS
+    elif f1 == 0x5A and f2 == 0x44 and f3 == 0x41:  # ZDA
+        first, widths = _ZDA_DAY_FIELD, _ZDA_WIDTHS
+    else:
+        return _DATE_NONE
+    high = _hex_digit(buf[star + 1])
+    low = _hex_digit(buf[star + 2])
+
+    # The start of field `first` and the end of the last date field.
+    field = 0
+    k = i + 1
+    while field < first:
+        k = buf.find(b",", k, star)
+        if k < 0:
+            return _DATE_NONE
+        k += 1
+        field += 1
+    starts = k
+    n = len(widths)
+    end = k
+    for w in range(n):
+        end = buf.find(b",", k, star)
+        if end < 0:
+            end = star
+            if w < n - 1:
+                return _DATE_NONE  # fewer fields than the date needs
+        if end - k != widths[w]:
+            # An empty last field means no date, and other widths need a new line.
+            return _DATE_NONE if w == n - 1 and end == k else _DATE_RESIZE
+        k = end + 1
+    if high < 0 or low < 0:
+        return _DATE_RESIZE
+
+    year, month, day = date
+    delta = 0
+    k = starts
+    for w in range(n):
+        if first == _RMC_DATE_FIELD:
+            delta ^= _put_digits(buf, k, day, 2) ^ _put_digits(buf, k + 2, month, 2) ^ _put_digits(buf, k + 4, year % 100, 2)
+        elif w == 0:
+            delta ^= _put_digits(buf, k, day, 2)
+        elif w == 1:
+            delta ^= _put_digits(buf, k, month, 2)
+        else:
+            delta ^= _put_digits(buf, k, year, 4)
+        k += widths[w] + 1
+
+    # A wrong checksum stays wrong by the same difference.
+    value = (high << 4 | low) ^ delta
+    buf[star + 1] = _HEX[value >> 4]
+    buf[star + 2] = _HEX[value & 15]
+    return _DATE_SET
+
+
+def _put_digits(buf, at, value, width):
+    # Write value as width decimal digits at buf[at], and return the XOR of the old and the new bytes.
+    delta = 0
+    for k in range(at + width - 1, at - 1, -1):
+        new = 0x30 + value % 10
+        delta ^= buf[k] ^ new
+        buf[k] = new
+        value //= 10
+    return delta
+
+
+def _hex_digit(c):
+    if 0x30 <= c <= 0x39:
+        return c - 0x30
+    c |= 0x20
+    if 0x61 <= c <= 0x66:
+        return c - 0x61 + 10
+    return -1
+
+
+def _rewrite_date_fields(line, date):
+    # The general case of rewrite_date(): fields of any width, a new line.
+    start, end = _sentence_bounds(line)
     try:
         received = int(line[end + 1 : end + 3], 16)
     except ValueError:
@@ -179,12 +290,10 @@ class Capture:
         if not self._starts:
             self._file.close()
             raise ValueError("no NMEA sentences in %s" % path)
-        # Read and output buffers for read_epoch(), made once. A rewritten date
-        # keeps its field's length, and a line with no CR gains 2 bytes.
+        # Read and output buffers for read_epoch(), made once. A line without
+        # CR gains 2 bytes, and a date field narrower than usual a few more.
         self._raw = bytearray(longest)
-        self._raw_mv = memoryview(self._raw)
-        self._out = bytearray(longest * 2)
-        self._out_mv = memoryview(self._out)
+        self.out = bytearray(longest * 2)
 
     def _index(self):
         f = self._file
@@ -237,21 +346,21 @@ class Capture:
 
     def epoch_bytes(self, i):
         """Return epoch i as the receiver sends it: CRLF line ends, comments dropped, dates rewritten."""
-        return bytes(self.read_epoch(i))
+        return bytes(self.out[: self.read_epoch(i)])
 
     def read_epoch(self, i):
-        """Return epoch i like epoch_bytes(), as a view of a buffer that the next call overwrites.
+        """Put epoch i, like epoch_bytes(), at the start of self.out, and return its length.
 
         Replay uses this, so the bytes on the line need no new buffer per epoch:
         on a board they are in the UART driver's buffer, outside the Python heap.
+        It allocates nothing, but for a date field of an unusual width.
         """
         start = self._starts[i]
         end = self._starts[i + 1] if i + 1 < len(self._starts) else self._size
-        n = end - start
         raw = self._raw
         self._file.seek(start)
-        n = self._file.readinto(self._raw_mv[:n])
-        out = self._out
+        n = self._file.readinto(raw, end - start)
+        out = self.out
         pos = 0
         k = 0
         while k < n:
@@ -263,18 +372,21 @@ class Capture:
             if e > k and raw[e - 1] == _CR:
                 e -= 1
             if e > k and raw[k] != _HASH and not _blank(raw, k, e):
-                line = self._raw_mv[k:e]
-                if self.date is not None:
-                    line = rewrite_date(bytes(line), self.date)
-                m = len(line)
-                out[pos : pos + m] = line
-                pos += m
+                first = pos
+                for c in range(k, e):
+                    out[pos] = raw[c]
+                    pos += 1
+                if self.date is not None and _date_in_place(out, first, pos, self.date) == _DATE_RESIZE:
+                    line = _rewrite_date_fields(bytes(raw[k:e]), self.date)
+                    pos = first + len(line)
+                    out[first:pos] = line
                 # The piece after the last LF had no line end in the file.
                 if not last:
-                    out[pos : pos + 2] = b"\r\n"
+                    out[pos] = _CR
+                    out[pos + 1] = _LF
                     pos += 2
             k = j + 1
-        return self._out_mv[:pos]
+        return pos
 
     def close(self):
         self._file.close()
@@ -300,22 +412,21 @@ class Replay:
         first_ms = max(start_ms, from_ms)
         self._release_ms = first_ms
         self._wire_ms = first_ms
-        self._data = None
+        self._n = -1  # length of the current epoch in capture.out, -1 before it is read
         self._sent = 0
 
     def pump(self, now_ms, sink):
-        """Pass the bytes that arrived up to now_ms to sink; allocates only when an epoch starts."""
-        # NOTE: those allocations share the firmware's heap, which a board's UART
-        # does not use. A MemoryError here (seen with about 12 KB free, in small
-        # blocks) ends asyncio.run(), and the terminal restarts.
+        """Pass the bytes that arrived up to now_ms to sink; allocates nothing (Capture.read_epoch)."""
+        # A board's UART does not use the Python heap, but this code runs in the
+        # firmware's heap, where an allocation could fail.
+        data = self.capture.out
         while not self.done:
             if now_ms < self._wire_ms:
                 return
-            data = self._data
-            if data is None:
-                data = self._data = self.capture.read_epoch(self._epoch)
+            n = self._n
+            if n < 0:
+                n = self._n = self.capture.read_epoch(self._epoch)
                 self._sent = 0
-            n = len(data)
             due = (now_ms - self._wire_ms) * self.baud // 10_000
             if due > n:
                 due = n
@@ -329,7 +440,7 @@ class Replay:
     def _next_epoch(self, n):
         # The line is busy until the last stop bit of this epoch has gone out.
         line_free_ms = self._wire_ms + (n * 10_000 + self.baud - 1) // self.baud
-        self._data = None
+        self._n = -1
         self.epochs_sent += 1
         self._epoch += 1
         if self._epoch == self.capture.epoch_count:

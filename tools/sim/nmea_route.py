@@ -350,6 +350,9 @@ class RouteFeed:
 
     def pump(self, now_ms, sink):
         """Pass the bytes that arrived up to now_ms to sink; computes a sentence only when its turn comes."""
+        # NOTE: Receiver.write_sentence() computes in floats and formats text,
+        # about 1.2 KB of short-lived heap per sentence (measured on the unix
+        # port), in the heap the firmware shares. A board's UART allocates nothing.
         while not self.done:
             if now_ms < self._wire_ms:
                 return
