@@ -6,7 +6,8 @@
 # a date 1024 weeks old) until they have a fix. The clock is set only from a
 # valid fix whose date lies between the firmware build year and 20 years after
 # it, and only when two consecutive fixes agree with the elapsed ticks. Until
-# then records carry their uptime and no absolute time.
+# then records carry their uptime and no absolute time. Once set, the clock
+# runs on ticks_ms(), and a fix each minute measures its drift from GNSS time.
 
 import time
 from micropython import const
@@ -18,6 +19,11 @@ BUILD_YEAR = const(2026)
 _MAX_YEARS_AHEAD = const(20)
 # Two fixes agree when the GNSS time advanced as much as the ticks did, within this.
 _AGREE_MS = const(1500)
+# A set clock is compared with GNSS time this often. Not per fix: Unix ms are
+# big ints on a 32-bit port, so each comparison allocates a few objects.
+_DRIFT_CHECK_MS = const(60000)
+# A drift this large is logged (again each time it doubles).
+_DRIFT_WARN_MS = const(1000)
 
 _log = log.get("clock")
 
@@ -70,16 +76,21 @@ class Clock:
         self._cand_unix_ms = None
         self._cand_ms = 0
         self.rejected = 0
+        # The clock runs on ticks_ms() once set. Later fixes measure how far
+        # it drifted: local time minus GNSS time, ms (positive: ahead).
+        self.drift_ms = None
+        self.drift_max_ms = 0  # the largest absolute drift_ms seen
+        self.drift_ppm = None  # drift_ms per time since the clock was set, parts per million
+        self.drift_checks = 0
+        self._set_unix_ms = None
+        self._drift_due_ms = 0
+        self._drift_warn_ms = _DRIFT_WARN_MS
 
     def synced(self):
         return self.base_unix_ms is not None
 
     def offer_fix(self, p, now_ms=None):
         """Consider a valid GNSS fix (an nmea.Parser) as a time source; return True when the clock was set."""
-        if self.base_unix_ms is not None:
-            # TODO: track drift against later fixes and re-sync; for now the first
-            # agreed time is kept and the clock runs on ticks_ms.
-            return False
         if p.year is None or p.hour is None or not p.valid:
             return False
         if not self.min_year <= p.year <= self.min_year + _MAX_YEARS_AHEAD:
@@ -90,6 +101,13 @@ class Clock:
             return False
         if now_ms is None:
             now_ms = time.ticks_ms()
+        if self.base_unix_ms is not None:
+            # NOTE: the clock is not stepped to GNSS again. Records of this boot
+            # take their time from one offset, which a step would move for the
+            # records already stored too. The drift is only measured.
+            if time.ticks_diff(now_ms, self._drift_due_ms) >= 0:
+                self._measure_drift(p, now_ms)
+            return False
         unix_ms = unix_seconds(p.year, p.month, p.day, p.hour, p.minute, p.second) * 1000 + (p.ms or 0)
         cand = self._cand_unix_ms
         self._cand_unix_ms = unix_ms
@@ -102,8 +120,26 @@ class Clock:
             return False
         self.base_unix_ms = unix_ms
         self.base_ms = now_ms
+        self._set_unix_ms = unix_ms
+        self._drift_due_ms = time.ticks_add(now_ms, _DRIFT_CHECK_MS)
         _log.info("clock set from GNSS: %s", iso_utc(unix_ms // 1000))
         return True
+
+    def _measure_drift(self, p, now_ms):
+        self._drift_due_ms = time.ticks_add(now_ms, _DRIFT_CHECK_MS)
+        gnss_ms = unix_seconds(p.year, p.month, p.day, p.hour, p.minute, p.second) * 1000 + (p.ms or 0)
+        drift = self.unix_ms_at(now_ms) - gnss_ms
+        self.drift_ms = drift
+        self.drift_checks += 1
+        if abs(drift) > self.drift_max_ms:
+            self.drift_max_ms = abs(drift)
+        elapsed = gnss_ms - self._set_unix_ms
+        if elapsed > 0:
+            self.drift_ppm = drift * 1_000_000 // elapsed
+        if abs(drift) >= self._drift_warn_ms:
+            self._drift_warn_ms = 2 * abs(drift)
+            _log.warning("clock drifted %d ms from GNSS time in %d s (%s ppm)", drift, elapsed // 1000,
+                         self.drift_ppm)
 
     def unix_ms_at(self, ticks):
         """Return Unix time in ms at a ticks_ms() value, or None while the clock is not set."""

@@ -77,6 +77,10 @@ def cmd_selftest(term, args):
     out = {"probes": probes, "unknown_probes": list(p.extra), "alarms": term.alarms.active_keys(),
            "queued": term.store.depth(), "dropped": term.store.dropped(), "heap_free": gc.mem_free(),
            "config_version": term.cfg["version"], "clock_set": term.clock.unix_ms_at(time.ticks_ms()) is not None}
+    c = term.clock
+    # Local time minus GNSS time, measured once a minute after the clock was set (firmware/clock.py).
+    out["clock"] = {"drift_ms": c.drift_ms, "drift_max_ms": c.drift_max_ms, "drift_ppm": c.drift_ppm,
+                    "checks": c.drift_checks}
     h = term.humidity
     if h is not None:
         out["dht"] = {"state": h.state, "c": None if h.temp_mc is None else h.temp_mc / 1000,

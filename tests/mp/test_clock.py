@@ -59,3 +59,43 @@ def test_civil_weekday():
     # 2026-12-04 is a Friday (weekday 4 with Monday = 0); 2000-01-01 a Saturday.
     assert clock.civil_from_unix(clock.unix_seconds(2026, 12, 4, 21, 31, 22)) == (2026, 12, 4, 4, 21, 31, 22)
     assert clock.civil_from_unix(946684800)[3] == 5
+
+
+def test_drift_measured_once_a_minute():
+    # The clock is set at tick 2000. The GNSS fixes then run 1 ms per 10 s
+    # faster than ticks_ms(): 100 ppm, so the local clock falls behind.
+    c = clock.Clock(min_year=2026)
+    c.offer_fix(_Fix(2026, 3, 16, 8, 10, 16), now_ms=1000)
+    assert c.offer_fix(_Fix(2026, 3, 16, 8, 10, 17), now_ms=2000)
+    assert c.drift_ms is None
+    assert c.drift_ppm is None
+    # 30 s later: not due yet.
+    assert not c.offer_fix(_Fix(2026, 3, 16, 8, 10, 47, 3), now_ms=32000)
+    assert c.drift_checks == 0
+    # 60 s after the set, GNSS time is 8:11:17.006 and the ticks give 8:11:17.000.
+    assert not c.offer_fix(_Fix(2026, 3, 16, 8, 11, 17, 6), now_ms=62000)
+    assert c.drift_checks == 1
+    assert c.drift_ms == -6
+    assert c.drift_ppm == -100
+    # The next check comes 60 s later, not at the next fix.
+    assert not c.offer_fix(_Fix(2026, 3, 16, 8, 11, 18, 6), now_ms=63000)
+    assert c.drift_checks == 1
+    assert not c.offer_fix(_Fix(2026, 3, 16, 8, 12, 17, 12), now_ms=122000)
+    assert c.drift_checks == 2
+    assert c.drift_ms == -12
+    assert c.drift_max_ms == 12
+    # The clock itself is not stepped: it still counts from the first fix.
+    assert c.unix_ms_at(122000) == clock.unix_seconds(2026, 3, 16, 8, 12, 17) * 1000
+
+
+def test_drift_ignores_invalid_and_default_dates():
+    c = clock.Clock(min_year=2026)
+    c.offer_fix(_Fix(2026, 3, 16, 8, 10, 16), now_ms=1000)
+    c.offer_fix(_Fix(2026, 3, 16, 8, 10, 17), now_ms=2000)
+    assert not c.offer_fix(_Fix(2026, 3, 16, 8, 11, 17, valid=False), now_ms=62000)
+    assert not c.offer_fix(_Fix(2006, 7, 31, 8, 11, 17), now_ms=62000)
+    assert c.drift_checks == 0
+    assert c.drift_ms is None
+    # A local clock ahead of GNSS gives a positive drift.
+    assert not c.offer_fix(_Fix(2026, 3, 16, 8, 11, 16, 500), now_ms=62000)
+    assert c.drift_ms == 500
