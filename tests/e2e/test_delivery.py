@@ -40,9 +40,11 @@ from scenario_expect import seed_trip
 
 SCENARIO = REPO / "tests" / "data" / "scenarios" / "delivery.json"
 LATE_GNSS = REPO / "tests" / "data" / "scenarios" / "delivery-late-gnss.json"
+DEFAULT_DATE = REPO / "tests" / "data" / "scenarios" / "delivery-default-date.json"
 PREFIX = "fleet"
 
 _BOOT_LINE = re.compile(r"\[app\] I: device \S+ boot (\d+)")
+_CLOCK_SET_LINE = re.compile(r"(\d+\.\d+) \[clock\] I: clock set from GNSS: (\S+)")
 _TELEMETRY_LINE = re.compile(r"(\d+\.\d+) \[app\] I: telemetry seq (\d+)")
 
 
@@ -923,3 +925,44 @@ def test_late_gnss_backdates_records(tmp_path):
     print("t minus the capture's GNSS time: %+.2f to %+.2f s over %d records, %d made before GNSS time arrived"
           % (min(errors), max(errors), len(errors), before_gnss))
     assert before_gnss >= 10, "only %d records were made before GNSS time arrived" % before_gnss
+
+
+def test_default_date_receiver_gives_no_wrong_date(tmp_path):
+    # The receiver reports 1980-01-06 with status V, then a valid fix dated
+    # 2006-07-31 (1024 weeks early), then 2026-11-20 from 08:10:20 on.
+    device = "TRK-DATE"
+    broker = RestartableMosquitto(tmp_path / "broker").start()
+    rec = DurableRecorder(broker.port, PREFIX, device)
+    term = VtermProcess(broker.port, DEFAULT_DATE, device, tmp_path / "state").start()
+    try:
+        clock_set = term.wait_for(_CLOCK_SET_LINE.pattern, 60)
+        boot, seq = _drain(term, rec)
+    finally:
+        term.stop()
+        rec.stop()
+        broker.stop()
+        _show(term)
+
+    # Two agreeing fixes with the true date set the clock: 08:10:20 and 08:10:21.
+    assert clock_set.group(2) == "2026-11-20T08:10:21Z", clock_set.group(0)
+    assert "GNSS date 2006-07-31 rejected" in term.output
+    records = rec.snapshot()
+    _check_no_crash(term)
+    assert rec.errors == []
+    assert check_complete(records, boots=1, device_id=device)[1] >= seq
+    day_start = datetime(2026, 11, 20, tzinfo=timezone.utc).timestamp()
+    set_up_s = float(clock_set.group(1))
+    before_clock = 0
+    for a in dedupe(records):
+        r = a.record
+        if r["t"] is None:
+            # Alarms go out at once, before the clock is known, marked so.
+            assert a.kind == "alarm", r
+            assert r["t_unknown"] is True, r
+            continue
+        # 08:10:00 is the time of day that the receiver's first seconds
+        # correspond to: the replay shortens the jump from 00:00:09 to 1 s.
+        assert day_start + 8 * 3600 + 590 <= r["t"] < day_start + 8 * 3600 + 720, (r["seq"], r["t"])
+        if r["up"] < set_up_s - 1:
+            before_clock += 1
+    assert before_clock >= 10, "only %d records were made before the clock was set" % before_clock
