@@ -36,8 +36,12 @@ GNS = const(4)
 GLL = const(5)
 OTHER = const(6)  # valid talker sentence of a type we do not decode (GSV, GSA, ZDA, TXT, ...)
 
-# Maximum line length the GNSS reader passes to parse(), which itself has no limit.
+# Maximum line length the GNSS reader passes to parse().
 MAX_LINE = const(256)
+
+# Maximum line length parse() accepts after dropping CR/LF, because field offsets
+# are kept as 16-bit numbers.
+_MAX_LENGTH = const(0xFFFF)
 
 # Field offsets kept per line. Sentences we decode have at most 14 fields;
 # GSV with four satellites and a signal ID has 21.
@@ -164,6 +168,12 @@ class Fix:
         self.position_count = other.position_count
 
 
+def _days_in_month(year, month):
+    if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        return 29
+    return _MONTH_DAYS[month]
+
+
 def _hex_value(c):
     if _CHAR_0 <= c <= _CHAR_9:
         return c - _CHAR_0
@@ -233,7 +243,7 @@ class Parser(Fix):
             n = len(buf)
         while n > 0 and (buf[n - 1] == _LF or buf[n - 1] == _CR):
             n -= 1
-        if n < 7 or buf[0] != _DOLLAR:
+        if n < 7 or n > _MAX_LENGTH or buf[0] != _DOLLAR:
             self.garbage += 1
             return REJECTED
 
@@ -518,7 +528,7 @@ class Parser(Fix):
         day = (buf[i] - _CHAR_0) * 10 + buf[i + 1] - _CHAR_0
         month = (buf[i + 2] - _CHAR_0) * 10 + buf[i + 3] - _CHAR_0
         year = 2000 + (buf[i + 4] - _CHAR_0) * 10 + buf[i + 5] - _CHAR_0
-        if month < 1 or month > 12 or day < 1 or day > 31:
+        if month < 1 or month > 12 or day < 1 or day > _days_in_month(year, month):
             return _BAD
         self._d_year = year
         self._d_month = month
@@ -551,10 +561,7 @@ class Parser(Fix):
     def _next_day(self):
         year = self.year
         month = self.month
-        days = _MONTH_DAYS[month]
-        if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
-            days = 29
-        if self.day < days:
+        if self.day < _days_in_month(year, month):
             self.day += 1
             return
         self.day = 1
