@@ -61,7 +61,7 @@ STATIONARY = {
 # captures here only garmin15x.log qualifies: 7 s at 7.6 to 9.8 km/h along a
 # straight 15.4 m. nmea-rtk.log stays below 6 km/h, and quectel-eg25-g.log
 # jumps by up to 200 m between epochs with reported speeds below 12 km/h.
-DRIVING = ("garmin15x.log",)
+DRIVING = ("garmin15x.log", "bundg_zeus_9.log")
 
 
 def haversine_m(lat1, lon1, lat2, lon2):
