@@ -48,21 +48,6 @@ _LOG_EVERY = const(100)
 MAX_AGE_MS = const(86400000)
 
 
-def _next_stop(data, start, n):
-    # Index of the first '$', CR or LF in data[start:n], or n.
-    end = n
-    k = data.find(b"$", start, end)
-    if k >= 0:
-        end = k
-    k = data.find(b"\r", start, end)
-    if k >= 0:
-        end = k
-    k = data.find(b"\n", start, end)
-    if k >= 0:
-        end = k
-    return end
-
-
 class GNSS:
     """Reader of one NMEA receiver: keeps a Parser, a copy of the last valid fix and timestamps."""
 
@@ -105,34 +90,13 @@ class GNSS:
                 await asyncio.sleep_ms(_RETRY_MS)
 
     def feed(self, data, n):
-        """Split data[0:n] (bytes or bytearray) into lines and parse each complete one."""
+        """Split data[0:n] into lines and parse each complete one."""
         line = self._line
         parser = self.parser
         state = self._state
         length = self._length
-        i = 0
-        while i < n:
-            if state == _LINE:
-                # Inside a sentence: find its end with bytes.find(), which runs
-                # in C, and copy up to it. Most bytes of a stream take this path.
-                end = _next_stop(data, i, n)
-                room = _LINE_BYTES - length
-                if end - i > room:
-                    end = i + room
-                for k in range(i, end):
-                    line[length] = data[k]
-                    length += 1
-                i = end
-                if i == n:
-                    break
-                c = data[i]
-                if c != _DOLLAR and c != _CR and c != _LF:
-                    parser.overlong += 1
-                    state = _SKIP
-                    i += 1
-                    continue
+        for i in range(n):
             c = data[i]
-            i += 1
             if c == _DOLLAR:
                 # A '$' always starts a sentence. What was collected before it
                 # had no line end, so it is garbage, like noise between lines.
@@ -149,6 +113,13 @@ class GNSS:
                     parser.garbage += 1
                     self._noise = False
                 state = _IDLE
+            elif state == _LINE:
+                if length < _LINE_BYTES:
+                    line[length] = c
+                    length += 1
+                else:
+                    parser.overlong += 1
+                    state = _SKIP
             elif state == _IDLE and c != _SPACE:
                 self._noise = True
         self._state = state
