@@ -24,6 +24,10 @@ _AGREE_MS = const(1500)
 _DRIFT_CHECK_MS = const(60000)
 # A drift this large is logged (again each time it doubles).
 _DRIFT_WARN_MS = const(1000)
+# Between two checks a crystal drifts a few ms (100 ppm of a minute is 6 ms).
+# A larger change means the GNSS time jumped (a receiver reset, or a replayed
+# capture that starts over), so it is counted in time_jumps, not as drift.
+_JUMP_MS = const(1000)
 
 _log = log.get("clock")
 
@@ -77,11 +81,14 @@ class Clock:
         self._cand_ms = 0
         self.rejected = 0
         # The clock runs on ticks_ms() once set. Later fixes measure how far
-        # it drifted: local time minus GNSS time, ms (positive: ahead).
+        # it drifted: local time minus GNSS time, ms (positive: ahead), summed
+        # over the checks without a jump of the GNSS time.
         self.drift_ms = None
         self.drift_max_ms = 0  # the largest absolute drift_ms seen
         self.drift_ppm = None  # drift_ms per time since the clock was set, parts per million
         self.drift_checks = 0
+        self.time_jumps = 0
+        self._offset_ms = None  # local minus GNSS time at the last check
         self._set_unix_ms = None
         self._drift_due_ms = 0
         self._drift_warn_ms = _DRIFT_WARN_MS
@@ -128,7 +135,15 @@ class Clock:
     def _measure_drift(self, p, now_ms):
         self._drift_due_ms = time.ticks_add(now_ms, _DRIFT_CHECK_MS)
         gnss_ms = unix_seconds(p.year, p.month, p.day, p.hour, p.minute, p.second) * 1000 + (p.ms or 0)
-        drift = self.unix_ms_at(now_ms) - gnss_ms
+        offset = self.unix_ms_at(now_ms) - gnss_ms
+        last = self._offset_ms
+        self._offset_ms = offset
+        if last is None:
+            last = 0  # the clock was set with no offset
+        if abs(offset - last) > _JUMP_MS:
+            self.time_jumps += 1
+            return
+        drift = (self.drift_ms or 0) + offset - last
         self.drift_ms = drift
         self.drift_checks += 1
         if abs(drift) > self.drift_max_ms:

@@ -80,7 +80,7 @@ def cmd_selftest(term, args):
     c = term.clock
     # Local time minus GNSS time, measured once a minute after the clock was set (firmware/clock.py).
     out["clock"] = {"drift_ms": c.drift_ms, "drift_max_ms": c.drift_max_ms, "drift_ppm": c.drift_ppm,
-                    "checks": c.drift_checks}
+                    "checks": c.drift_checks, "time_jumps": c.time_jumps}
     h = term.humidity
     if h is not None:
         out["dht"] = {"state": h.state, "c": None if h.temp_mc is None else h.temp_mc / 1000,

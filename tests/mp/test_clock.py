@@ -99,3 +99,22 @@ def test_drift_ignores_invalid_and_default_dates():
     # A local clock ahead of GNSS gives a positive drift.
     assert not c.offer_fix(_Fix(2026, 3, 16, 8, 11, 16, 500), now_ms=62000)
     assert c.drift_ms == 500
+
+
+def test_drift_skips_gnss_time_jumps():
+    # A replayed capture that starts over sets GNSS time back 24 s. That is
+    # counted as a jump, and the drift keeps the sum of the normal changes.
+    c = clock.Clock(min_year=2026)
+    c.offer_fix(_Fix(2026, 3, 16, 8, 10, 16), now_ms=1000)
+    c.offer_fix(_Fix(2026, 3, 16, 8, 10, 17), now_ms=2000)
+    c.offer_fix(_Fix(2026, 3, 16, 8, 11, 17, 6), now_ms=62000)
+    assert c.drift_ms == -6
+    c.offer_fix(_Fix(2026, 3, 16, 8, 11, 53, 12), now_ms=122000)
+    assert c.time_jumps == 1
+    assert c.drift_ms == -6
+    assert c.drift_checks == 1
+    # The next check is measured from the jumped time: 6 ms more in a minute.
+    c.offer_fix(_Fix(2026, 3, 16, 8, 12, 53, 18), now_ms=182000)
+    assert c.time_jumps == 1
+    assert c.drift_ms == -12
+    assert c.drift_checks == 2
