@@ -251,7 +251,12 @@ class Terminal:
         events = self._remote_events
         self._remote_events = ()
         for name, extra in events:
-            self.record_event(name, time.ticks_ms(), extra)
+            try:
+                self.record_event(name, time.ticks_ms(), extra)
+            except MemoryError:
+                # The reply matters more than the record of it, and a retry
+                # would do the change again: the event is dropped.
+                _log.error("out of memory recording the %s event; the reply is still sent", name)
 
     def _control(self, name, args):
         # firmware.control is loaded only when a command runs, firmware.apply when a change is applied.
@@ -327,6 +332,7 @@ class Terminal:
         keep = payload if tries < _OOM_RETRIES and self._retry is None else None
         self._out_of_memory = False
         r = reply = None
+        sent = False
         try:
             reply = self._start_message(kind, payload, retained, size, tries > 0)
             payload = None
@@ -345,17 +351,40 @@ class Terminal:
                 self._record_remote_events()
             if reply is not None:
                 self.uplink.send("reply", reply)
+                sent = True
         except Exception as e:
             _log.exc(e, "remote message on %s failed", kind)
-            if keep is not None and isinstance(e, MemoryError):
-                self._retry_later(kind, keep, retained, size, tries)
+            if isinstance(e, MemoryError):
+                self._out_of_memory = True
+                if keep is not None:
+                    self._retry_later(kind, keep, retained, size, tries)
+                    sent = True  # the next attempt sends the reply
         finally:
             # reply may still contain a half-done set with its new configuration.
             # Dropping it frees that heap for the next messages.
+            final = keep is None and self._out_of_memory and not sent
+            ident = self.remote._ident if final and self.remote is not None else None
             payload = r = reply = keep = None
             self._remote_events = ()
             self._drop_remote()
             gc.collect()
+        if final:
+            self._reply_out_of_memory(kind, ident)
+
+    def _reply_out_of_memory(self, kind, ident):
+        # The last attempt of a message ran out of memory where no reply could
+        # be built, so this one is built without firmware.remote. It promises
+        # what the reply of firmware.remote would: nothing changed.
+        _log.error("out of memory handling a message on %s; sent an error reply", kind)
+        out = {"id": ident, "ok": False, "topic": kind, "errors": [
+            {"key": "message", "reason": "out of memory handling the message; nothing changed, send it again"}]}
+        if kind != "cmd":
+            out["version"] = self.cfg["version"]
+            out["hash"] = self._cfg_hash
+        try:
+            self.uplink.send("reply", json.dumps(out))
+        except MemoryError:
+            _log.error("out of memory replying to a message on %s", kind)
 
     def _start_message(self, kind, payload, retained, size, again):
         # The first step of a message, in a call of its own. The collector scans

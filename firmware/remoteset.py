@@ -4,12 +4,14 @@
 # Loaded by firmware.remote for a config/set message only, and dropped with it.
 
 import os
+from micropython import const
 
 from firmware import config
 from firmware.remote import _dump, _log, _object, config_hash
 from firmware.transient import unload
 
 _FIXED_KEYS = ("device_id", "version")
+_EVENT_ERRORS = const(5)  # errors listed in a config_rejected record
 
 
 def start(r, message, ident, errors, quiet, size):
@@ -55,7 +57,10 @@ def _merge_defaults(patch):
 def finish(r, ident, patch, new_cfg, errors, quiet, size, keys):
     """Write and apply a validated change, or reject it; return the reply (JSON in a bytearray), or None."""
     if errors:
-        r.events.append(("config_rejected", {"errors": ["%s: %s" % e for e in errors]}))
+        # The reply lists every error. The record keeps the first few, so that
+        # a change full of errors does not need a large block of heap.
+        r.events.append(("config_rejected", {"errors": ["%s: %s" % e for e in errors[:_EVENT_ERRORS]],
+                                             "error_count": len(errors)}))
         _log.warning("config/set (id %r) rejected, %d error(s), first %s: %s", ident, len(errors), *errors[0])
         return r._error("config/set", ident, errors)
 

@@ -229,6 +229,19 @@ def test_invalid_set_reports_all_errors():
     assert "interval_s: must be 1..86400, got 0" in r.events[0][1]["errors"]
 
 
+def test_rejected_event_keeps_five_errors():
+    r, app = _setup()
+    reply = _send(r, "config/set", '{"set":{"a1":1,"a2":2,"a3":3,"a4":4,"a5":5,"a6":6,"a7":7}}')
+    assert reply["ok"] is False
+    assert len(reply["errors"]) == 7
+    name, extra = r.events[0]
+    assert name == "config_rejected"
+    assert extra["error_count"] == 7
+    # The first five of the reply's errors, in the reply's order.
+    assert extra["errors"] == ["%s: unknown key" % e["key"] for e in reply["errors"][:5]]
+    assert all(e["reason"] == "unknown key" for e in reply["errors"])
+
+
 def _two_step(text, key=""):
     # The app's path: handle() stops before validation, then a new Remote finishes.
     r, app = _setup(key=key)
