@@ -30,7 +30,7 @@ sys.path[:] = ["build/bench/sim", "build/bench", ".frozen", "tools/bench"]
 from firmware import gnss, nmea
 
 _CAPTURE = "tests/data/nmea/ublox-neo-m9n-nmea.log"
-_CHUNK_BYTES = 128  # the most that one UART read returns in firmware/gnss.py
+_CHUNK_BYTES = 128  # the maximum that one UART read returns in firmware/gnss.py
 _POSITION_TYPES = (b"RMC", b"VTG", b"GGA", b"GLL")
 _ROUNDS = 5  # timed batches per parser and stream, taken in turn between the parsers
 _BATCH_US = 200000  # passes per batch are chosen to last about this long
