@@ -261,17 +261,25 @@ class Alarms:
         shaped = self._shaped
         if built is not None and built[0] is zones and built[1] is route:
             self.zones, self.corridor = built[2]
-            self.zones_in = 0
+            self._new_shapes()
         elif shaped is None or shaped[0] != zones or shaped[1] != route:
             # The old shapes go first, so that their heap is free for the new ones.
             self.zones = []
             self.corridor = None
             self.zones, self.corridor = self._shapes(cfg)
-            self.zones_in = 0
+            self._new_shapes()
         # Otherwise the shapes in force are kept: building them again would
         # load the construction code beside the remote code, and an unchanged
         # zone would be entered a second time.
         self._shaped = (zones, route)
+
+    def _new_shapes(self):
+        # Zones are entered again from the next fix. A new route gets the whole
+        # confirmation time, and without a route its deviation alarm clears.
+        self.zones_in = 0
+        self._off_route_ms = None
+        if self.corridor is None and self.route.state != NORMAL:
+            self._set(self.route, NORMAL, time.ticks_ms())
 
     def _shapes(self, cfg):
         zones = []

@@ -518,3 +518,43 @@ def test_configure_keeps_unchanged_zone_shapes():
     assert al.zones[0][1].radius_m == 800
     al.position(g, 3000)
     assert entered == [("yard", True, 1000), ("yard", True, 3000)]
+
+
+def test_route_change_restarts_confirmation_and_removal_clears():
+    # The fake fix is at 31.2 N 121.5 E, 1.1 km south of a route along 31.21 N.
+    far = {"points": [[31.21, 121.49], [31.21, 121.52]], "width_m": 300}
+    near = {"points": [[31.2, 121.49], [31.2, 121.52]], "width_m": 300}
+    ev = []
+    g = FakeGNSS()
+    al = _engine(ev, route=far)
+    for t in range(0, 11000, 1000):
+        al.position(g, t)
+    assert al.route.state == ACTIVE
+    assert ev[-1][:2] == ("route", RAISED)
+    # Still off the changed route: the alarm stays, and no event is sent.
+    farther = {"points": [[31.22, 121.49], [31.22, 121.52]], "width_m": 300}
+    n = len(ev)
+    al.configure(_cfg({}, route=farther))
+    al.position(g, 12000)
+    assert al.route.state == ACTIVE
+    assert len(ev) == n
+    # On the new route: cleared at the next fix.
+    al.configure(_cfg({}, route=near))
+    al.position(g, 13000)
+    assert al.route.state != ACTIVE
+    assert ev[-1][:2] == ("route", CLEARED)
+    # Off a new route: 10 s from the change, not from the first deviation.
+    al.configure(_cfg({}, route=far))
+    for t in range(14000, 20000, 1000):
+        al.position(g, t)
+    al.configure(_cfg({}, route=farther))
+    for t in range(20000, 29000, 1000):
+        al.position(g, t)
+    assert al.route.state != ACTIVE, "9 s off the changed route"
+    al.position(g, 30000)
+    assert al.route.state == ACTIVE, "10 s off the changed route"
+    # Route removed: the alarm clears at once, without a fix.
+    n = len(ev)
+    al.configure(_cfg({}, route={"points": [], "width_m": 300}))
+    assert al.route.state != ACTIVE
+    assert ev[n][:2] == ("route", CLEARED)
