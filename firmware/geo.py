@@ -74,9 +74,12 @@ WINDOW_LAT_E5 = const(28778)  # 1048576000 // 36436
 K_BITS = const(20)
 HALF_K = const(524288)
 
-# Corridor segments are rows of ROW ints in one array: mid_lat_e5,
-# mid_lon_e5, q, k, window_lon_e5, ax, ay, dx, dy, len_scaled, shift.
+# Corridor segments are rows of ROW ints: mid_lat_e5, mid_lon_e5, q, k,
+# window_lon_e5, ax, ay, dx, dy, len_scaled, shift. They are kept in arrays of
+# up to PART_ROWS rows (352 bytes), because a 64-point route in one array
+# needs a free block of 2.7 KB, which a fragmented heap may not have.
 ROW = const(11)
+PART_ROWS = const(8)
 # Bound for the division by the segment length in Corridor.distance_m().
 _CROSS_MAX = const(1073676288)  # 2**30 - 2**16
 
@@ -208,38 +211,38 @@ class Corridor:
         # the line through it along D (the worst of 20000 random 20 km segments:
         # 10015 m and 17 m). So |A x D| <= 1e6, and every position outside the
         # window is more than 31000 - 10200 m > FAR_M away.
-        rows = self._rows
         best = FAR_M
-        for i in range(0, len(rows), ROW):
-            if not _project(lat_e5 - rows[i], lon_e5 - rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]):
-                continue
-            px = _XY[0]
-            py = _XY[1]
-            ax = rows[i + 5]
-            ay = rows[i + 6]
-            dx = rows[i + 7]
-            dy = rows[i + 8]
-            along = px * dx + py * dy
-            along_a = ax * dx + ay * dy
-            if along <= along_a:
-                d = _length_m(px - ax, py - ay)
-            elif along >= along_a + dx * dx + dy * dy:
-                d = _length_m(px - ax - dx, py - ay - dy)
-            else:
-                # Distance to the line: |(P - A) x D| / |D|. When |cross| is over
-                # _CROSS_MAX >> shift the distance is over _CROSS_MAX / 53000.5
-                # = 20257 m. Otherwise (cross << shift) + scaled / 2 stays below
-                # _CROSS_MAX + 26500 < 2**30.
-                cross = px * dy - py * dx - (ax * dy - ay * dx)
-                if cross < 0:
-                    cross = -cross
-                shift = rows[i + 10]
-                if cross > _CROSS_MAX >> shift:
+        for rows in self._parts:
+            for i in range(0, len(rows), ROW):
+                if not _project(lat_e5 - rows[i], lon_e5 - rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]):
                     continue
-                scaled = rows[i + 9]
-                d = ((cross << shift) + (scaled >> 1)) // scaled
-            if d < best:
-                best = d
+                px = _XY[0]
+                py = _XY[1]
+                ax = rows[i + 5]
+                ay = rows[i + 6]
+                dx = rows[i + 7]
+                dy = rows[i + 8]
+                along = px * dx + py * dy
+                along_a = ax * dx + ay * dy
+                if along <= along_a:
+                    d = _length_m(px - ax, py - ay)
+                elif along >= along_a + dx * dx + dy * dy:
+                    d = _length_m(px - ax - dx, py - ay - dy)
+                else:
+                    # Distance to the line: |(P - A) x D| / |D|. When |cross| is over
+                    # _CROSS_MAX >> shift the distance is over _CROSS_MAX / 53000.5
+                    # = 20257 m. Otherwise (cross << shift) + scaled / 2 stays below
+                    # _CROSS_MAX + 26500 < 2**30.
+                    cross = px * dy - py * dx - (ax * dy - ay * dx)
+                    if cross < 0:
+                        cross = -cross
+                    shift = rows[i + 10]
+                    if cross > _CROSS_MAX >> shift:
+                        continue
+                    scaled = rows[i + 9]
+                    d = ((cross << shift) + (scaled >> 1)) // scaled
+                if d < best:
+                    best = d
         return best
 
     def inside(self, lat_e5, lon_e5):

@@ -23,6 +23,7 @@ from firmware.geo import (
     K_BITS,
     MAX_EXTENT_M,
     MAX_SEGMENT_M,
+    PART_ROWS,
     ROW,
     WINDOW_LAT_E5,
     Corridor,
@@ -178,10 +179,14 @@ def corridor(shape, points, width_m):
         raise ValueError("corridor width %s m is out of range 1..%d" % (width_m, FAR_M - 1))
     _check_latitudes(points)
     shape.width_m = width
-    # Sized up front (4 bytes per "i" item), as appending would
+    # Each part is sized up front (4 bytes per "i" item), as appending would
     # over-allocate while the array grows.
-    rows = shape._rows = array("i", bytearray(4 * ROW * (n - 1)))
+    parts = shape._parts = []
+    for first in range(0, n - 1, PART_ROWS):
+        parts.append(array("i", bytearray(4 * ROW * min(PART_ROWS, n - 1 - first))))
     for i in range(n - 1):
+        rows = parts[i // PART_ROWS]
+        at = (i % PART_ROWS) * ROW
         a, b = points[i], points[i + 1]
         if a[0] == b[0] and a[1] == b[1]:
             raise ValueError("points %d and %d are equal: %s" % (i, i + 1, _deg_text(a)))
@@ -205,7 +210,7 @@ def corridor(shape, points, width_m):
             shift += 1
         scaled = max(1, int(length * (1 << shift) + 0.5))
         for j, v in enumerate((mid_lat, mid_lon, q, k, window_lon, ax, ay, dx, dy, scaled, shift)):
-            rows[i * ROW + j] = v
+            rows[at + j] = v
 
 
 def ring_problem(points):

@@ -261,6 +261,26 @@ def test_corridor_distance_against_cross_track():
     assert route.distance_m(3123000, 12143000) == 0
 
 
+def test_long_route_in_parts_equals_its_segments():
+    # A 64-point zigzag: its rows fill 8 arrays. The distance must be the
+    # smallest distance to any of its segments, each measured as a route of
+    # its own, and no array may need a block larger than 8 rows.
+    pts = [(3120000 + 900 * i, 12140000 + 600 * (i % 3)) for i in range(64)]
+    route = Corridor(pts, 300)
+    assert [len(part) for part in route._parts] == [88] * 7 + [77]
+    segments = [Corridor(pts[i : i + 2], 300) for i in range(63)]
+    for lat in range(3119000, 3180000, 2300):
+        for lon in range(12137000, 12145000, 1700):
+            expected = min(s.distance_m(lat, lon) for s in segments)
+            assert route.distance_m(lat, lon) == expected, (lat, lon)
+    micropython.heap_lock()
+    try:
+        d = route.distance_m(3150000, 12141000)
+    finally:
+        micropython.heap_unlock()
+    assert d == min(s.distance_m(3150000, 12141000) for s in segments)
+
+
 def test_corridor_inside_uses_width():
     route = Corridor(_ROUTE, 300)
     assert route.inside(3121500, 12141800), "217 m away"
