@@ -122,6 +122,9 @@ def _bound(text):
 
 
 
+_NOT_OBJECT = "must be an object of settings, got %r"
+
+
 def _unknown(d, prefix, errors):
     # Report keys of d that RULES does not know. A dict is walked into when some
     # rule lies below it. No flat copy of the configuration is made, because at
@@ -131,10 +134,12 @@ def _unknown(d, prefix, errors):
         key = prefix + k
         if _rule(key):
             continue
-        if isinstance(v, dict) and _has_rules_below(key + "."):
+        if not _has_rules_below(key + "."):
+            errors.append((key, "unknown key"))
+        elif isinstance(v, dict):
             _unknown(v, key + ".", errors)
         else:
-            errors.append((key, "unknown key"))
+            errors.append((key, _NOT_OBJECT % (v,)))
 
 
 def _rule(key):
@@ -243,9 +248,13 @@ def validate(cfg, changed=None, lists=None):
     """
     errors = []
     _unknown(cfg, "", errors)
+    # The keys in a section that is not an object are not reported one by one.
+    broken = tuple(k + "." for k, r in errors if r.startswith(_NOT_OBJECT[:20]))
     for rule in rules():
         key = rule[0]
         if changed is not None and not _affected(key, changed):
+            continue
+        if broken and key.startswith(broken):
             continue
         value = _lookup(cfg, key)
         if value is _MISSING:

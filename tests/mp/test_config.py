@@ -183,9 +183,14 @@ def test_validate_changed_keeps_cross_and_unknown_rules():
     assert errors["colour"] == "unknown key"
 
 
-def test_validate_changed_section_replaced():
-    cfg = config.merge(defaults.DEFAULTS, {})
-    cfg["alarm"] = 5
-    errors = dict(config.validate(cfg, ["alarm"]))
-    assert errors["alarm.delay_s"] == "missing"
-    assert errors["alarm.stop_s"] == "missing"
+def test_section_that_is_not_an_object_is_one_error():
+    # {"alarm": null} in a set replaces the whole section: one error for the
+    # section, not "unknown key" plus every setting below it as "missing".
+    for value in (None, 5, [], "x"):
+        cfg = config.merge(defaults.DEFAULTS, {"alarm": value})
+        assert config.validate(cfg) == [("alarm", "must be an object of settings, got %r" % (value,))]
+    cfg = config.merge(defaults.DEFAULTS, {"route": None, "dht": {"enabled": "yes"}})
+    errors = config.validate(cfg, ["route", "dht.enabled"])
+    assert ("route", "must be an object of settings, got None") in errors
+    assert [k for k, r in errors if k.startswith("route.")] == []
+    assert [k for k, r in errors if k == "dht.enabled"] == ["dht.enabled"]
