@@ -34,6 +34,7 @@ _CONFIG_RETRY_MS = const(10000)  # a retained document that did not fit is tried
 _OOM_RETRY_MS = const(3000)
 _OOM_RETRIES = const(3)
 _INDICATE_MS = const(200)
+PENDING_SET_PATH = "/remote_pending.bin"  # a config/set left for the next start (firmware/remoteboot.py)
 
 _log = log.get("app")
 
@@ -330,6 +331,9 @@ class Terminal:
         item = None
         # A message that may be handled again keeps its payload.
         keep = payload if tries < _OOM_RETRIES and self._retry is None else None
+        # A set's last attempt is saved first: when it runs out of memory too,
+        # the terminal restarts and handles it at boot (firmware/remoteboot.py).
+        saved = tries >= _OOM_RETRIES and kind == "config/set" and payload and self._save_set(payload, retained)
         self._out_of_memory = False
         r = reply = None
         sent = False
@@ -347,6 +351,8 @@ class Terminal:
             if keep is not None and self._out_of_memory:
                 self._retry_later(kind, keep, retained, size, tries)
                 reply = None
+            elif saved and self._out_of_memory:
+                reply = None  # handled at boot, which sends the reply
             else:
                 self._record_remote_events()
             if reply is not None:
@@ -368,8 +374,18 @@ class Terminal:
             self._remote_events = ()
             self._drop_remote()
             gc.collect()
-        if final:
+        if final and saved:
+            _log.error("out of memory handling a message on config/set; restarting to handle it at boot")
+            self.reset_at = time.ticks_add(time.ticks_ms(), _OOM_RETRY_MS)
+        elif final:
             self._reply_out_of_memory(kind, ident)
+        elif saved:
+            import os
+
+            try:
+                os.remove(PENDING_SET_PATH)
+            except OSError:
+                pass  # removed already
 
     def _reply_out_of_memory(self, kind, ident):
         # The last attempt of a message ran out of memory where no reply could
@@ -396,6 +412,16 @@ class Terminal:
         self._remote_events = r.events
         self._out_of_memory = r.out_of_memory
         return reply
+
+    def _save_set(self, payload, retained):
+        try:
+            with open(PENDING_SET_PATH, "wb") as f:
+                f.write(b"1\n" if retained else b"0\n")
+                f.write(payload)
+            return True
+        except (OSError, MemoryError) as e:
+            _log.error("cannot save the config/set message in %s: %r", PENDING_SET_PATH, e)
+            return False
 
     def _retry_later(self, kind, payload, retained, size, tries):
         _log.warning("out of memory handling a message on %s; trying again in %d s (%d of %d)",
@@ -547,6 +573,18 @@ def _task_exception(loop, context):
         _log.error("task failed: %s", context.get("message", ""))
 
 
+def _boot_message():
+    # A config/set left by the last run (firmware/remoteboot.py), handled while
+    # nothing else is in the heap. _start collects after this returns.
+    from firmware import remoteboot
+
+    try:
+        remoteboot.handle()
+    finally:
+        remoteboot = None
+        unload("firmware.remoteboot")
+
+
 def _start():
     # Everything before the loop runs in this plain function. A coroutine's
     # frame stays on the heap as long as the coroutine runs, and the collector
@@ -558,6 +596,8 @@ def _start():
     # The modules that stay loaded are imported first, so that their code is
     # allocated before boot's short-lived objects and not between them. The
     # modules of optional hardware are loaded later, with the configuration.
+    _boot_message()
+    gc.collect()
     from drivers import digital_inputs, ds18b20, indicator, wlan  # noqa: F401
     from firmware import inputs, mqtt, probes, uplink  # noqa: F401
 

@@ -25,10 +25,22 @@ def build(term):
     for kind in ("config/set", "config/get", "cmd"):
         term.uplink.subscribe(kind)
     term.uplink.on_connect = term._on_connect
+    _boot_message_result(term)
 
     from drivers.indicator import Indicator
 
     term.indicator = Indicator(*board.output_pins())
+
+
+def _boot_message_result(term):
+    # The reply and records of a config/set handled at the start of this boot.
+    from firmware import remoteboot
+    from firmware.transient import unload
+
+    try:
+        remoteboot.take(term)
+    finally:
+        unload("firmware.remoteboot")
 
 
 def _make_uplink(term):

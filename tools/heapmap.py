@@ -6,7 +6,9 @@
     touch DIR/heap_dump.request                             # the dump is written within 0.5 s
     python tools/heapmap.py DIR [--paths N]
 
-Prints the objects by kind (count and bytes) and the modules in the heap. A
+Prints the objects by kind (count and bytes), the largest free blocks, the
+bytes of code and data that each firmware module holds, and the modules in
+the heap. A
 module that is no longer in sys.modules is code that the firmware unloaded
 while something still refers to it. For each such module the report gives
 its name, its functions, and the shortest chains of references that reach it
@@ -25,6 +27,7 @@ import sys
 from pathlib import Path
 
 _PROG = "heapmap"
+_FIRMWARE = ("firmware", "drivers")  # the firmware's packages; other modules are the simulator's or MicroPython's
 BLOCK_BYTES = 32
 _FREE, _HEAD, _TAIL = 0, 1, 2
 
@@ -217,6 +220,58 @@ class Heap:
                     stack.append(w)
         return total
 
+    def module_bytes(self):
+        """Return {module name: bytes} of the code and data that each module in sys.modules holds.
+
+        A module holds its globals and what they reach: functions defined in
+        it, classes, constants, bytecode. The walk stops at instances, tasks,
+        coroutines, bound methods and closures, which belong to the running
+        program rather than to a module, and at functions of other modules.
+        An object reached from two modules counts for the first in name order
+        (firmware and drivers first).
+        """
+        stop = ("Task", "generator", "bound_method", "closure", "module")
+        owner = {}
+        out = {}
+        names = {}
+        for addr in self.live_modules:
+            names[self.labels[addr][len("module "):]] = addr
+        for name in sorted(names, key=lambda n: (not n.startswith(_FIRMWARE), n)):
+            addr = names[name]
+            owner[addr] = name
+            stack = [addr]
+            total = 0
+            while stack:
+                a = stack.pop()
+                total += self.sizes[a]
+                for w in self.words(a):
+                    if w not in self.sizes or w in owner:
+                        continue
+                    k = self.kind(w)
+                    if k in stop or k.startswith("instance of "):
+                        continue
+                    if k in ("function", "generator_function") and self.word(w + 8) != addr:
+                        continue
+                    owner[w] = name
+                    stack.append(w)
+            out[name] = total
+        return out
+
+    def free_blocks(self):
+        """Return the sizes in bytes of the runs of free blocks, largest first."""
+        runs = []
+        run = 0
+        for i in range(self.blocks):
+            if self._kind(self._table, i) == _FREE:
+                run += 1
+            elif run:
+                runs.append(run * BLOCK_BYTES)
+                run = 0
+        if run:
+            runs.append(run * BLOCK_BYTES)
+        runs.sort(reverse=True)
+        return runs
+
     def holder_paths(self, addr, count=3, depth=20):
         """Return the shortest reference chains from named objects to addr, each a list that starts at the named object."""
         parent = {addr: None}
@@ -260,11 +315,23 @@ def report(heap, out, paths=3):
         kinds[k] += 1
         total[k] += size
     used = sum(heap.sizes.values())
-    out.write("heap: %d bytes in %d objects, %d bytes free (pool %x, %d blocks)\n" % (
+    out.write("heap (firmware and simulator): %d bytes in %d objects, %d bytes free (pool %x, %d blocks)\n" % (
         used, len(heap.sizes), heap.free_logged, heap.pool_start, heap.blocks))
     out.write("%-18s %8s %8s\n" % ("kind", "objects", "bytes"))
     for k in sorted(total, key=lambda k: -total[k]):
         out.write("%-18s %8d %8d\n" % ("raw data, code" if k == "?" else k, kinds[k], total[k]))
+    free = heap.free_blocks()
+    out.write("free: %d runs of free blocks; the largest %s bytes\n" % (
+        len(free), ", ".join(str(n) for n in free[:5]) or "none"))
+    held = heap.module_bytes()
+    fw = sorted((n for n in held if n.startswith(_FIRMWARE)), key=lambda n: -held[n])
+    out.write("\ncode and data held by the firmware's modules: %d bytes in %d modules\n" % (
+        sum(held[n] for n in fw), len(fw)))
+    for n in fw:
+        out.write("  %8d  %s\n" % (held[n], n))
+    others = [n for n in held if not n.startswith(_FIRMWARE)]
+    out.write("held by other modules (simulator, asyncio): %d bytes in %d modules\n\n" % (
+        sum(held[n] for n in others), len(others)))
     dead = heap.dead_modules()
     out.write("modules: %d in sys.modules, %d unloaded but still in the heap\n" % (len(heap.live_modules), len(dead)))
     for addr, name in dead:
