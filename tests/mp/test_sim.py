@@ -1102,7 +1102,7 @@ def test_route_and_file_exclusive():
 
 def test_hazmat_scenario_file():
     sc = scenario.load("tools/scenarios/hazmat.json")
-    assert 360 <= sc["duration_s"] <= 420
+    assert 600 <= sc["duration_s"] <= 620
     w = world.World({"nmea": scenario.read("tools/scenarios/hazmat.json")["nmea"]})
     r = w.nmea_route
     # A stretch at 95 km/h (95000 / 1852 = 51.296 kn), a 3-minute stop, and back at the depot.
@@ -1110,6 +1110,11 @@ def test_hazmat_scenario_file():
     for t in (125, 200, 304.9):
         assert r.position(t)[2] == 0.0
     assert r.position(305)[2] > 0
+    # The lay-by off the route: stopped from 385 s to 535 s, longer than alarm.stop_s.
+    assert sc["config"]["alarm"]["stop_s"] < 535 - 385
+    for t in (385, 460, 534.9):
+        assert r.position(t)[2] == 0.0
+        assert abs(r.position(t)[0] - 51.46343) < 1e-6
     assert r.position(0)[:2] == r.position(sc["duration_s"])[:2]
     assert 0 < r.position(40)[2] < 60000 / 1852
 
