@@ -42,7 +42,7 @@ def handle():
         _handle(data)
     except Exception as e:
         # Also a MemoryError: the message is lost, but the terminal starts.
-        _log.exc(e, "the saved config/set message failed; nothing changed")
+        _log.exc(e, "handling the saved config/set message failed")
         _save_result(None, [("message", "handling the message after the restart failed: %r; send it again" % e)])
     gc.collect()
 

@@ -7,7 +7,7 @@
     python tools/heapmap.py DIR [--paths N]
 
 Prints the objects by kind (count and bytes), the largest free blocks, the
-bytes of code and data that each firmware module holds, and the modules in
+bytes of code and data that each firmware module keeps in the heap, and the modules in
 the heap. A
 module that is no longer in sys.modules is code that the firmware unloaded
 while something still refers to it. For each such module the report gives
@@ -221,9 +221,9 @@ class Heap:
         return total
 
     def module_bytes(self):
-        """Return {module name: bytes} of the code and data that each module in sys.modules holds.
+        """Return {module name: bytes} of the code and data that each module in sys.modules keeps in the heap.
 
-        A module holds its globals and what they reach: functions defined in
+        A module keeps its globals and what they reach: functions defined in
         it, classes, constants, bytecode. The walk stops at instances, tasks,
         coroutines, bound methods and closures, which belong to the running
         program rather than to a module, and at functions of other modules.
@@ -323,15 +323,15 @@ def report(heap, out, paths=3):
     free = heap.free_blocks()
     out.write("free: %d runs of free blocks; the largest %s bytes\n" % (
         len(free), ", ".join(str(n) for n in free[:5]) or "none"))
-    held = heap.module_bytes()
-    fw = sorted((n for n in held if n.startswith(_FIRMWARE)), key=lambda n: -held[n])
-    out.write("\ncode and data held by the firmware's modules: %d bytes in %d modules\n" % (
-        sum(held[n] for n in fw), len(fw)))
+    sizes = heap.module_bytes()
+    fw = sorted((n for n in sizes if n.startswith(_FIRMWARE)), key=lambda n: -sizes[n])
+    out.write("\ncode and data kept by the firmware's modules: %d bytes in %d modules\n" % (
+        sum(sizes[n] for n in fw), len(fw)))
     for n in fw:
-        out.write("  %8d  %s\n" % (held[n], n))
-    others = [n for n in held if not n.startswith(_FIRMWARE)]
-    out.write("held by other modules (simulator, asyncio): %d bytes in %d modules\n\n" % (
-        sum(held[n] for n in others), len(others)))
+        out.write("  %8d  %s\n" % (sizes[n], n))
+    others = [n for n in sizes if not n.startswith(_FIRMWARE)]
+    out.write("kept by other modules (simulator, asyncio): %d bytes in %d modules\n\n" % (
+        sum(sizes[n] for n in others), len(others)))
     dead = heap.dead_modules()
     out.write("modules: %d in sys.modules, %d unloaded but still in the heap\n" % (len(heap.live_modules), len(dead)))
     for addr, name in dead:

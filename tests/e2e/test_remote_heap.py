@@ -105,11 +105,11 @@ def test_no_unloaded_code_left_in_heap(mosquitto, tmp_path):
     free = heap.free_blocks()
     assert 0 <= heap.free_logged - sum(free) <= 64 * heapmap.BLOCK_BYTES, (heap.free_logged, sum(free))
     assert free[0] >= free[-1]
-    held = heap.module_bytes()
-    assert set(held) == set(loaded)
-    # Each module holds at least its globals and module objects; the app's code is several KB.
-    assert min(held.values()) >= 2 * heapmap.BLOCK_BYTES
-    assert held["firmware.app"] > 5000
+    sizes = heap.module_bytes()
+    assert set(sizes) == set(loaded)
+    # Each module keeps at least its module object and globals, and the app's code is several KB.
+    assert min(sizes.values()) >= 2 * heapmap.BLOCK_BYTES
+    assert sizes["firmware.app"] > 5000
     dead = heap.dead_modules()
     if dead:
         out = io.StringIO()
@@ -139,8 +139,8 @@ _HAZMAT_ZONES = {
 
 
 # At 112wK a switch often runs out of memory on every retry. The terminal then
-# restarts and handles the change at boot, so every switch must be answered
-# "ok", live or through a restart.
+# restarts and handles the change at boot, so every switch must get an "ok"
+# reply, live or through a restart.
 def test_documented_zone_sets_alternate(mosquitto, tmp_path):
     # Each change replaces shapes that are in force during a trip: the old and
     # the new shapes, the parsed message and the remote code share the heap.
@@ -216,7 +216,7 @@ def test_set_saved_for_boot_handled_at_start(mosquitto, tmp_path):
     assert "Traceback" not in term.output, term.output[-3000:]
 
 
-def test_unreadable_saved_set_answered_and_terminal_runs(mosquitto, tmp_path):
+def test_invalid_saved_set_rejected_at_start(mosquitto, tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     (state / "remote_pending.bin").write_bytes(b"0\n{\"id\": \"boot-2\", \"set\": {\"interval_s\": \"often\"}}")
