@@ -71,8 +71,7 @@ def _check_probes(key, probes, lo, hi, errors):
 
 _ZONE_KEYS = ("name", "type", "lat", "lon", "radius_m", "points", "stop_ok", "door_ok", "alarm")
 _ZONE_ALARMS = ("none", "inside", "outside")
-# Points of all polygons together. Each costs about 16 bytes of heap when loaded.
-_ZONE_POINTS_MAX = 128
+# The limit of all polygon and route points together is in firmware.checks.
 _POLYGON_POINTS_MAX = 32
 
 
@@ -106,7 +105,6 @@ def _check_zones(key, zones, hi, errors):
         errors.append((key, "at most %d zones, got %d" % (hi, len(zones))))
         return
     names = []
-    total = 0
     for i, z in enumerate(zones):
         zk = "%s[%d]" % (key, i)
         if not isinstance(z, dict):
@@ -142,12 +140,8 @@ def _check_zones(key, zones, hi, errors):
         elif kind == "polygon":
             pts = z.get("points")
             _check_points(zk + ".points", pts, 4, _POLYGON_POINTS_MAX, errors, "polygon")
-            if isinstance(pts, list):
-                total += len(pts)
             for k in ("lat", "lon", "radius_m"):
                 if k in z:
                     errors.append((zk + "." + k, "a polygon has points, not %s" % k))
         else:
             errors.append((zk + ".type", "must be circle or polygon, got %r" % (kind,)))
-    if total > _ZONE_POINTS_MAX:
-        errors.append((key, "at most %d polygon points in all zones, got %d" % (_ZONE_POINTS_MAX, total)))

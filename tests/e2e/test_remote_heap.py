@@ -234,3 +234,29 @@ def test_invalid_saved_set_rejected_at_start(mosquitto, tmp_path):
     assert [e["key"] for e in reply["errors"]] == ["interval_s"], reply
     assert got["version"] == 0
     assert not (state / "remote_pending.bin").exists()
+
+
+def test_too_many_shape_points_rejected(mosquitto, tmp_path):
+    # The polygon and route points in force stay in the heap: more than 40
+    # together get a reply that names the limit, and nothing changes.
+    ring = [[45.81, 4.872], [45.81, 4.878], [45.807, 4.878], [45.807, 4.872], [45.81, 4.872]]
+    route = [[45.70 + 0.01 * i, 4.95 + 0.002 * (i % 3)] for i in range(32)]
+    term = VtermProcess(mosquitto.port, SCENARIO, DEVICE, tmp_path / "state").start()
+    try:
+        term.wait_for(r"telemetry seq \d+ (stored|sent)", 30)
+        change = {"zones": [{"name": "dc-%d" % i, "type": "polygon", "points": ring} for i in range(2)],
+                  "route": {"points": route, "width_m": 1000}}
+        rejected = _cli(mosquitto.port, "set", json.dumps(change))
+        change["route"]["points"] = route[:30]
+        accepted = _cli(mosquitto.port, "set", json.dumps(change))
+        got = _cli(mosquitto.port, "get")
+        term.wait_for(r"telemetry seq \d+ (stored|sent)", 30)
+    finally:
+        term.stop()
+    assert rejected["ok"] is False
+    assert rejected["errors"] == [{"key": "route.points", "reason": "polygon points (10) and route points (32)"
+                                   " together must be at most 40, got 42"}]
+    assert rejected["version"] == 0
+    assert accepted["ok"] is True, accepted
+    assert accepted["version"] == 1
+    assert len(got["config"]["route"]["points"]) == 30

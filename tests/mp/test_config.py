@@ -183,7 +183,7 @@ def test_validate_changed_keeps_cross_and_unknown_rules():
     assert errors["colour"] == "unknown key"
 
 
-def test_section_that_is_not_an_object_is_one_error():
+def test_non_object_section_one_error():
     # {"alarm": null} in a set replaces the whole section: one error for the
     # section, not "unknown key" plus every setting below it as "missing".
     for value in (None, 5, [], "x"):
@@ -194,3 +194,31 @@ def test_section_that_is_not_an_object_is_one_error():
     assert ("route", "must be an object of settings, got None") in errors
     assert [k for k, r in errors if k.startswith("route.")] == []
     assert [k for k, r in errors if k == "dht.enabled"] == ["dht.enabled"]
+
+
+def _ring(lat0, lon0, n):
+    # A closed polygon of n points (the last repeats the first) on a circle of about 1 km.
+    import math
+
+    pts = [[lat0 + 0.01 * math.sin(2 * math.pi * i / (n - 1)), lon0 + 0.014 * math.cos(2 * math.pi * i / (n - 1))]
+           for i in range(n - 1)]
+    return pts + [pts[0]]
+
+
+def _shapes_cfg(polygon_sizes, route_points):
+    zones = [{"name": "p%d" % i, "type": "polygon", "points": _ring(44.0 + 0.05 * i, -121.2, n)}
+             for i, n in enumerate(polygon_sizes)]
+    route = [[44.0 + 0.009 * i, -121.3 + 0.002 * (i % 3)] for i in range(route_points)]
+    return config.merge(defaults.DEFAULTS, {"zones": zones, "route": {"points": route, "width_m": 500}})
+
+
+def test_shape_points_limit_is_40_together():
+    assert config.validate(_shapes_cfg((10, 10), 20)) == []
+    assert config.validate(_shapes_cfg((), 32)) == []
+    assert config.validate(_shapes_cfg((32,), 8)) == []
+    assert config.validate(_shapes_cfg((12, 10), 20)) == [
+        ("route.points", "polygon points (22) and route points (20) together must be at most 40, got 42")]
+    assert config.validate(_shapes_cfg((16, 16, 10), 0)) == [
+        ("zones", "polygon points (42) and route points (0) together must be at most 40, got 42")]
+    errors = config.validate(_shapes_cfg((), 33))
+    assert ("route.points", "at most 32 points, got 33") in errors
