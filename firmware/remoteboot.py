@@ -6,8 +6,14 @@
 # last retry the running terminal saves the message and restarts.
 # firmware.app runs handle() first thing at boot, before the modules that stay
 # loaded, and take() sends the reply and stores the records once the uplink
-# and the spool exist. Both files are removed before they are used, so a message that
-# fails here cannot make the terminal restart again and again.
+# and the spool exist. Both files are removed before they are used, so a
+# message that fails here cannot make the terminal restart again and again.
+#
+# NOTE: a change that passes validation but does not fit in the heap at boot
+# would make every start fail until boot.py enters safe mode, because
+# config.good.json is saved when config.json validates, not after a healthy
+# run. The point limits in firmware.checks keep zones and the route to what
+# was measured to fit at 112wK.
 
 import gc
 import json
