@@ -262,9 +262,15 @@ class Terminal:
     def _control(self, name, args):
         # firmware.control is loaded only when a command runs, firmware.apply when a change is applied.
         if name == "apply":
-            from firmware import apply
+            try:
+                from firmware import apply
 
-            return apply.apply_config(self, args[0], args[1])
+                return apply.apply_config(self, args[0], args[1])
+            except Exception:
+                # config.json has the change, and firmware.remoteset replies
+                # "restart": the restart puts it in force.
+                self.reset_at = time.ticks_add(time.ticks_ms(), _OOM_RETRY_MS)
+                raise
         from firmware import control
 
         return control.COMMANDS[name](self, args)
