@@ -666,3 +666,34 @@ def test_set_reply_when_reload_fails():
     assert reply["errors"] == [{"key": "message",
                                 "reason": "out of memory applying the configuration; nothing changed, send it again"}]
     assert _read() == before
+
+
+class _TermApplyFails:
+    # A stand-in for firmware.app.Terminal whose alarm engine fails to take a change.
+    reset_at = None
+
+    class alarms:
+        @staticmethod
+        def configure(cfg):
+            raise ValueError("shape failed")
+
+    def __init__(self):
+        self.cfg = {"version": 1, "zones": []}
+
+
+def test_failed_live_apply_schedules_restart():
+    # firmware.remoteset replies "restart" when applying raises: the terminal
+    # must then restart, or the change on flash is not in force.
+    import time
+
+    from firmware.app import Terminal
+
+    term = _TermApplyFails()
+    try:
+        Terminal._control(term, "apply", ({"version": 2, "zones": [1]}, ["zones"]))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("no ValueError")
+    assert term.reset_at is not None
+    assert 0 < time.ticks_diff(term.reset_at, time.ticks_ms()) <= 3000
