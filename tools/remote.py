@@ -230,8 +230,9 @@ def argparse_main():
     p.add_argument("--ctr", type=int, help="counter of a signed message (default: Unix time in milliseconds)")
     p.add_argument("--retain", action="store_true",
                    help="publish retained, so a terminal that is offline gets it when it connects")
-    p.add_argument("--timeout", type=float, default=10.0,
-                   help="seconds to wait for the reply (default 10; 0 publishes without waiting)")
+    # The reply to a set that is applied through a restart comes about 15 s after the set.
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for the reply (default 30; 0 publishes without waiting)")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("set", help="change configuration keys")
     s.add_argument("change", help='JSON object of the keys to change, e.g. \'{"alarm":{"delay_s":120}}\', or @FILE')
