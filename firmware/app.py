@@ -268,8 +268,11 @@ class Terminal:
                 return apply.apply_config(self, args[0], args[1])
             except Exception:
                 # config.json has the change, and firmware.remoteset replies
-                # "restart": the restart puts it in force.
+                # "restart": the restart puts it in force. Until then a get
+                # returns it, with the version and hash of that reply.
                 self.reset_at = time.ticks_add(time.ticks_ms(), _OOM_RETRY_MS)
+                self.cfg = args[0]
+                self.config_source = "file"
                 raise
         from firmware import control
 

@@ -697,3 +697,5 @@ def test_failed_live_apply_schedules_restart():
         raise AssertionError("no ValueError")
     assert term.reset_at is not None
     assert 0 < time.ticks_diff(term.reset_at, time.ticks_ms()) <= 3000
+    # A get before the restart shows the configuration of the reply.
+    assert term.cfg == {"version": 2, "zones": [1]}
