@@ -208,14 +208,19 @@ class Heap:
 
     def kept_bytes(self, addr):
         """Return the bytes of the objects that addr reaches without passing through a named object or another module."""
-        seen = {addr}
+        return self._reach_bytes(addr, {addr}, lambda w: not self._named(w) and self.kind(w) != "module")
+
+    def _reach_bytes(self, addr, seen, follow):
+        # Sum the sizes of addr and of every object reached from it through
+        # objects that follow() accepts and that are not in seen yet. Each
+        # object reached is added to seen.
         stack = [addr]
         total = 0
         while stack:
             a = stack.pop()
             total += self.sizes[a]
             for w in self.words(a):
-                if w in self.sizes and w not in seen and not self._named(w) and self.kind(w) != "module":
+                if w in self.sizes and w not in seen and follow(w):
                     seen.add(w)
                     stack.append(w)
         return total
@@ -231,30 +236,23 @@ class Heap:
         (firmware and drivers first).
         """
         stop = ("Task", "generator", "bound_method", "closure", "module")
-        owner = {}
+        owned = set()
         out = {}
         names = {}
         for addr in self.live_modules:
             names[self.labels[addr][len("module "):]] = addr
+
         for name in sorted(names, key=lambda n: (not n.startswith(_FIRMWARE), n)):
             addr = names[name]
-            owner[addr] = name
-            stack = [addr]
-            total = 0
-            while stack:
-                a = stack.pop()
-                total += self.sizes[a]
-                for w in self.words(a):
-                    if w not in self.sizes or w in owner:
-                        continue
-                    k = self.kind(w)
-                    if k in stop or k.startswith("instance of "):
-                        continue
-                    if k in ("function", "generator_function") and self.word(w + 8) != addr:
-                        continue
-                    owner[w] = name
-                    stack.append(w)
-            out[name] = total
+
+            def follow(w, module=addr):
+                k = self.kind(w)
+                if k in stop or k.startswith("instance of "):
+                    return False
+                return k not in ("function", "generator_function") or self.word(w + 8) == module
+
+            owned.add(addr)
+            out[name] = self._reach_bytes(addr, owned, follow)
         return out
 
     def free_blocks(self):

@@ -531,6 +531,7 @@ def test_route_change_restarts_confirmation_and_removal_clears():
         al.position(g, t)
     assert al.route.state == ACTIVE
     assert ev[-1][:2] == ("route", RAISED)
+
     # Still off the changed route: the alarm stays, and no event is sent.
     farther = {"points": [[31.22, 121.49], [31.22, 121.52]], "width_m": 300}
     n = len(ev)
@@ -538,11 +539,13 @@ def test_route_change_restarts_confirmation_and_removal_clears():
     al.position(g, 12000)
     assert al.route.state == ACTIVE
     assert len(ev) == n
+
     # On the new route: cleared at the next fix.
     al.configure(_cfg({}, route=near))
     al.position(g, 13000)
     assert al.route.state != ACTIVE
     assert ev[-1][:2] == ("route", CLEARED)
+
     # Off a new route: 10 s from the change, not from the first deviation.
     al.configure(_cfg({}, route=far))
     for t in range(14000, 20000, 1000):
@@ -553,6 +556,7 @@ def test_route_change_restarts_confirmation_and_removal_clears():
     assert al.route.state != ACTIVE, "9 s off the changed route"
     al.position(g, 30000)
     assert al.route.state == ACTIVE, "10 s off the changed route"
+
     # Route removed: the alarm clears at once, without a fix.
     n = len(ev)
     al.configure(_cfg({}, route={"points": [], "width_m": 300}))
