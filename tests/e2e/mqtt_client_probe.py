@@ -524,15 +524,20 @@ class LagHistogram:
     def __init__(self, top_ms=200):
         self.counts = [0] * (top_ms + 1)
         self.max_ms = 0
+        # When the latest tick of max_ms woke, in ms after the ticker started.
+        self.max_at_ms = 0
         self.running = True
 
     async def run(self):
         top = len(self.counts) - 1
+        start = time.ticks_ms()
         while self.running:
             t0 = time.ticks_ms()
             await asyncio.sleep_ms(10)
             late = max(0, time.ticks_diff(time.ticks_ms(), t0) - 10)
-            self.max_ms = max(self.max_ms, late)
+            if late >= self.max_ms:
+                self.max_ms = late
+                self.max_at_ms = time.ticks_diff(time.ticks_ms(), start)
             self.counts[min(late, top)] += 1
 
 
@@ -586,7 +591,7 @@ async def outage_delivery(args):
     counts = lag.counts
     while counts and not counts[-1]:
         counts.pop()
-    emit("DONE", ok=ok, made=maker.packer.seq, lag_max_ms=lag.max_ms, lag_counts=counts,
+    emit("DONE", ok=ok, made=maker.packer.seq, lag_max_ms=lag.max_ms, lag_max_at_ms=lag.max_at_ms, lag_counts=counts,
          elapsed_ms=time.ticks_diff(time.ticks_ms(), t_start), **up.stats())
 
 
