@@ -137,6 +137,14 @@ def _text(v_m):
     return ("%s%d.%03d" % (sign, v_m // 1000, v_m % 1000)).rstrip("0").rstrip(".")
 
 
+def _points_e5(geo, pts):
+    # [(lat_e5, lon_e5)] of zone or route points: a list of [lat, lon], or the
+    # flat array of firmware.config.compact_points.
+    if isinstance(pts, list):
+        return [(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in pts]
+    return [(geo.deg_e5(pts[i]), geo.deg_e5(pts[i + 1])) for i in range(0, len(pts), 2)]
+
+
 def _milli(v):
     return None if v is None else int(round(v * 1000))
 
@@ -295,12 +303,12 @@ class Alarms:
                 if z["type"] == "circle":
                     shape = geo.Circle(geo.deg_e5(z["lat"]), geo.deg_e5(z["lon"]), z["radius_m"])
                 else:
-                    shape = geo.Polygon([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in z["points"]])
+                    shape = geo.Polygon(_points_e5(geo, z["points"]))
                 alarm = ("none", "inside", "outside").index(z.get("alarm", "none"))
                 zones.append((z["name"], shape, alarm, z.get("stop_ok", False), z.get("door_ok", False)))
             pts = cfg["route"]["points"]
             if pts:
-                corridor = geo.Corridor([(geo.deg_e5(p[0]), geo.deg_e5(p[1])) for p in pts], cfg["route"]["width_m"])
+                corridor = geo.Corridor(_points_e5(geo, pts), cfg["route"]["width_m"])
         finally:
             # The shapes are built: their construction code leaves the heap.
             unload("firmware.geobuild")

@@ -35,6 +35,7 @@ _OOM_RETRY_MS = const(3000)
 _OOM_RETRIES = const(3)
 _INDICATE_MS = const(200)
 PENDING_SET_PATH = "/remote_pending.bin"  # a config/set left for the next start (firmware/remoteboot.py)
+_COMPACT = (",", ":")  # JSON separators of the replies built here, as firmware.remote writes them
 
 _log = log.get("app")
 
@@ -245,7 +246,8 @@ class Terminal:
             _log.error("out of memory loading the remote code; config/set (id %r) not applied", ident)
             return None, json.dumps({"id": ident, "ok": False, "topic": "config/set", "version": self.cfg["version"],
                                      "hash": self._cfg_hash, "errors": [{"key": "message", "reason":
-                                     "out of memory applying the configuration; nothing changed, send it again"}]})
+                                     "out of memory applying the configuration; nothing changed, send it again"}]},
+                                    separators=_COMPACT)
         return r, r.finish_set(pending)
 
     def _record_remote_events(self):
@@ -407,7 +409,7 @@ class Terminal:
             out["version"] = self.cfg["version"]
             out["hash"] = self._cfg_hash
         try:
-            self.uplink.send("reply", json.dumps(out))
+            self.uplink.send("reply", json.dumps(out, separators=_COMPACT))
         except MemoryError:
             _log.error("out of memory replying to a message on %s", kind)
 

@@ -7,8 +7,9 @@
 # checks of probes, zones and the route are in firmware.listchecks.
 
 import json
+from array import array
 
-from firmware.config import CONFIG_PATH, GOOD_PATH, SECRET_KEYS, merge
+from firmware.config import CONFIG_PATH, GOOD_PATH, SECRET_KEYS, compact_points, merge
 
 SHAPE_POINTS_MAX = 40  # polygon points of all zones and route points together
 
@@ -282,19 +283,17 @@ def validate(cfg, changed=None, lists=None):
 
 
 def _check_shape_points(cfg, errors):
-    # Each point stays in the heap as a list of two floats, about 160 bytes on
-    # the 64-bit unix port with the shapes. Measured at 112wK during a trip:
-    # 40 points left about 25 KB free and every message fitted, 64 points
-    # left too little for a get or a self-test.
+    # Measured at 112wK during a trip (docs/config.md, section 5): with 64
+    # points, gets and self-tests ran out of memory. The points may be packed
+    # arrays (firmware.config.compact_points), two numbers per point.
     route = cfg.get("route")
-    route = route.get("points") if isinstance(route, dict) else None
-    n_route = len(route) if isinstance(route, list) else 0
+    n_route = _count(route.get("points")) if isinstance(route, dict) else 0
     n_poly = 0
     zones = cfg.get("zones")
     if isinstance(zones, list):
         for z in zones:
-            if isinstance(z, dict) and z.get("type") == "polygon" and isinstance(z.get("points"), list):
-                n_poly += len(z["points"])
+            if isinstance(z, dict) and z.get("type") == "polygon":
+                n_poly += _count(z.get("points"))
     if n_poly + n_route > SHAPE_POINTS_MAX:
         errors.append(("route.points" if n_route else "zones", "polygon points (%d) and route points (%d) together"
                        " must be at most %d, got %d" % (n_poly, n_route, SHAPE_POINTS_MAX, n_poly + n_route)))
@@ -315,6 +314,12 @@ def _check_early(cfg, errors):
         m = _lookup(cfg, margin_key)
         if _is_num(low) and _is_num(high) and _is_num(m) and low < high and not low + m < high - m:
             errors.append((margin_key, "%r leaves no range between %s low %r and high %r" % (m, key, low, high)))
+
+
+def _count(points):
+    if isinstance(points, array):
+        return len(points) // 2
+    return len(points) if isinstance(points, list) else 0
 
 
 def _check_topic_prefix(cfg, errors):
@@ -373,11 +378,13 @@ def load(path=CONFIG_PATH, good_path=GOOD_PATH):
         errors = validate(cfg)
         if not errors:
             _save_good(patch, good_path)
+            compact_points(cfg)
             return cfg, [], "file"
 
     try:
         cfg = merge(DEFAULTS, _read_json(good_path))
         if not validate(cfg):
+            compact_points(cfg)
             return cfg, errors, "last-good"
     except (OSError, ValueError):
         pass

@@ -91,6 +91,55 @@ def load(path=CONFIG_PATH, good_path=GOOD_PATH):
         unload("firmware.defaults")
 
 
+def compact_points(cfg):
+    """Keep the point lists of cfg's zones and route as flat arrays of doubles, in place.
+
+    Parsed JSON stores each [lat, lon] as a list of two boxed floats, about 140
+    bytes per point on the 64-bit unix port. An array("d") of [lat0, lon0,
+    lat1, ...] stores it in 16. firmware.remote writes such an array as the same list
+    of pairs, so the configuration's text and hash do not change. Only lists of
+    [float, float] are packed: a whole number such as 31 stays in a list, since
+    the array would give it back as 31.0, another JSON text. The route's dict
+    is changed in place, so it must not be firmware.defaults' own: that route
+    has no points, and lists without points are left alone.
+    """
+    # NOTE: called when config.json is loaded (firmware.checks.load) only. A
+    # change applied live keeps its lists until the next start, and no two
+    # packed arrays are ever compared: == of two "d" arrays is not implemented.
+    for z in cfg["zones"]:
+        if _floats(z.get("points")):
+            z["points"] = _packed(z["points"])
+    route = cfg["route"]
+    if _floats(route["points"]):
+        route["points"] = _packed(route["points"])
+
+
+def _floats(pts):
+    if type(pts) is not list or not pts:
+        return False
+    for p in pts:
+        if type(p) is not list or len(p) != 2 or type(p[0]) is not float or type(p[1]) is not float:
+            return False
+    return True
+
+
+def _packed(pts):
+    from array import array
+
+    a = array("d", bytes(16 * len(pts)))
+    for i, p in enumerate(pts):
+        a[2 * i] = p[0]
+        a[2 * i + 1] = p[1]
+    return a
+
+
+def points_list(pts):
+    """Return zone or route points as a list of [lat, lon], from a list or a packed array (compact_points)."""
+    if isinstance(pts, list):
+        return pts
+    return [[pts[i], pts[i + 1]] for i in range(0, len(pts), 2)]
+
+
 def redacted(cfg):
     """Return a copy of cfg with secrets replaced by "***", for logs and status output."""
     out = merge(cfg, {})

@@ -25,6 +25,7 @@
 import gc
 import hashlib
 import json
+from array import array
 from binascii import hexlify
 from time import ticks_diff, ticks_ms
 
@@ -107,6 +108,13 @@ def _dump(value, write):
         write("]")
     elif isinstance(value, str):
         _quote(value, write)
+    elif isinstance(value, array):
+        # Zone or route points packed by config.compact_points: [lat, lon] pairs.
+        write("[")
+        for i in range(0, len(value), 2):
+            write("," if i else "")
+            write("[%s,%s]" % (json.dumps(value[i]), json.dumps(value[i + 1])))
+        write("]")
     elif value is None or isinstance(value, (bool, int, float)):
         write(json.dumps(value))
     else:

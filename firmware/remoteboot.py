@@ -80,7 +80,7 @@ def _handle(data):
 def _save_result(reply, errors, events=()):
     if reply is None and errors:
         reply = json.dumps({"id": None, "ok": False, "topic": "config/set",
-                            "errors": [{"key": k, "reason": v} for k, v in errors]})
+                            "errors": [{"key": k, "reason": v} for k, v in errors]}, separators=(",", ":"))
     if reply is None:
         # An unsigned retained set that changes nothing has no reply.
         reply = ""

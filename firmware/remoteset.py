@@ -4,6 +4,7 @@
 # Loaded by firmware.remote for a config/set message only, and dropped with it.
 
 import os
+from array import array
 from micropython import const
 
 from firmware import config
@@ -25,6 +26,10 @@ def start(r, message, ident, errors, quiet, size):
             errors.append((key, "cannot be set remotely"))
     if r.patch is None:
         r.patch = _read_patch(r._config_path)
+        # The stored patch was read from config.json: what it shares with the
+        # configuration in force is taken from there, so that zones and a route
+        # are not in the heap twice while the change is checked.
+        _share(r.patch, r.cfg)
     change = {k: change[k] for k in change if k not in _FIXED_KEYS}
     patch = config.merge(r.patch, change)
     if r.cfg_from_file:
@@ -41,6 +46,7 @@ def start(r, message, ident, errors, quiet, size):
         return pending
     errors.extend(config.validate(new_cfg, keys))
     return finish(r, *pending)
+
 
 def _merge_defaults(patch):
     from firmware.defaults import DEFAULTS
@@ -116,6 +122,42 @@ def _read_patch(path):
     return patch if isinstance(patch, dict) else {}
 
 
+def _share(patch, cfg):
+    # Replace each list of patch that equals the value at the same key of cfg by cfg's.
+    for k in patch:
+        v = patch[k]
+        c = cfg.get(k)
+        if isinstance(v, dict) and isinstance(c, dict):
+            _share(v, c)
+        elif isinstance(v, list) and _same(v, c):
+            patch[k] = c
+
+
+def _same(a, b):
+    # a == b, with packed points (firmware.config.compact_points) equal to their lists.
+    if a is b:
+        return True
+    if isinstance(a, array) or isinstance(b, array):
+        if isinstance(a, (list, array)) and isinstance(b, (list, array)):
+            return config.points_list(a) == config.points_list(b)
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        if len(a) != len(b):
+            return False
+        for k in a:
+            if k not in b or not _same(a[k], b[k]):
+                return False
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return False
+        for i in range(len(a)):
+            if not _same(a[i], b[i]):
+                return False
+        return True
+    return a == b
+
+
 def _write(r, patch):
     # Streamed into a temporary file, then renamed, so a power cut leaves
     # the old or the new config.json, never half of one.
@@ -138,6 +180,6 @@ def _changed(old, new, prefix, out):
         a = old.get(k)
         if isinstance(a, dict) and isinstance(new[k], dict):
             _changed(a, new[k], prefix + k + ".", out)
-        elif k not in old or a != new[k]:
+        elif k not in old or not _same(a, new[k]):
             out.append(prefix + k)
     return out
