@@ -1,6 +1,7 @@
-# End to end: a config.json with bad values is reported and the terminal runs on the last good one
+# End to end: config.json at start, a bad one falling back to the last good one and zones published as written
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 
+import hashlib
 import json
 import time
 
@@ -43,3 +44,49 @@ def test_bad_config_falls_back_to_last_good(tmp_path):
     assert sorted(boots[0]["config_errors"]) == ["colour: unknown key", "mqtt.keepalive_s: must be 5..3600, got 1"]
     assert boots[0]["boot"] == 2, "the boot counter on the state folder did not persist"
     assert rec.of("telemetry"), "no telemetry while running on the last good config"
+
+
+# A polygon and a route with float coordinates (kept packed in the heap), and a
+# circle with whole-number coordinates (kept as written).
+ZONES = [{"name": "depot", "type": "polygon",
+          "points": [[31.21, 121.45], [31.22, 121.45], [31.22, 121.47], [31.21, 121.45]], "door_ok": True},
+         {"name": "yard", "type": "circle", "lat": 31, "lon": 121, "radius_m": 300}]
+ROUTE = {"points": [[31.2, 121.4], [31.25, 121.45], [31.3, 121.5]], "width_m": 800}
+
+
+def cpython_hash(cfg):
+    """Return the configuration hash as docs/remote.md defines it, computed with CPython's json."""
+    text = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_zones_from_file_published_as_written(tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()
+    state = tmp_path / "state"
+    try:
+        rc, out = run_vterm(broker.port, SCENARIO, "TRK-PTS", state, 4, ["--quiet"])
+        assert rc == 0, out
+        cfg = json.loads((state / "config.json").read_text())
+        cfg["zones"] = ZONES
+        cfg["route"] = ROUTE
+        (state / "config.json").write_text(json.dumps(cfg))
+
+        rec = Recorder(broker.port, "fleet/TRK-PTS/config")
+        try:
+            rc, out = run_vterm(broker.port, SCENARIO, "TRK-PTS", state, 6, ["--quiet"])
+            time.sleep(1.0)
+        finally:
+            rec.stop()
+    finally:
+        broker.stop()
+
+    assert rc == 0, out[-3000:]
+    docs = rec.of("config")
+    assert docs, out[-3000:]
+    doc = docs[-1]
+    # The points come back with the values and types of the file, and the
+    # hash is the one a backend computes from the document with CPython.
+    assert doc["config"]["zones"] == ZONES
+    assert doc["config"]["route"] == ROUTE
+    assert json.dumps(doc["config"]["zones"], sort_keys=True) == json.dumps(ZONES, sort_keys=True)
+    assert cpython_hash(doc["config"]) == doc["hash"]
