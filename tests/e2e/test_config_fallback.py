@@ -1,12 +1,12 @@
 # End to end: config.json at start, a bad one falling back to the last good one and zones published as written
 # MIT license; Copyright (c) 2026 the vehicle terminal firmware authors
 
-import hashlib
 import json
 import time
 
 from conftest import REPO, Mosquitto
 from scenario_expect import Recorder, run_vterm
+from test_remote_config import cpython_hash
 
 SCENARIO = REPO / "tests" / "data" / "scenarios" / "e2e.json"
 
@@ -52,12 +52,6 @@ ZONES = [{"name": "depot", "type": "polygon",
           "points": [[31.21, 121.45], [31.22, 121.45], [31.22, 121.47], [31.21, 121.45]], "door_ok": True},
          {"name": "yard", "type": "circle", "lat": 31, "lon": 121, "radius_m": 300}]
 ROUTE = {"points": [[31.2, 121.4], [31.25, 121.45], [31.3, 121.5]], "width_m": 800}
-
-
-def cpython_hash(cfg):
-    """Return the configuration hash as docs/remote.md defines it, computed with CPython's json."""
-    text = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def test_zones_from_file_published_as_written(tmp_path):
