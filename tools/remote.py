@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import sys
 import threading
@@ -60,6 +61,24 @@ def sign(text, key):
     return data + b"\n" + hmac.new(key, data, hashlib.sha256).hexdigest().encode()
 
 
+def _finite(text):
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number %s is too large for a double" % text)
+    return value
+
+
+def _no_constant(name):
+    raise ValueError("%s is not a JSON number" % name)
+
+
+def loads(text):
+    """Return json.loads(text), with an error for numbers that JSON cannot carry (1e400, NaN, Infinity)."""
+    # CPython would read them as inf or nan and write them back as Infinity or NaN,
+    # which are not JSON, so the terminal would reply "invalid JSON".
+    return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+
+
 def parse_change(text):
     """Return the object of `set`: JSON text, or @FILE for a file that contains it."""
     source = "the change"
@@ -70,7 +89,7 @@ def parse_change(text):
         except OSError as e:
             raise CommandError("set: cannot read %s: %s" % (source, e.strerror))
     try:
-        change = json.loads(text)
+        change = loads(text)
     except ValueError as e:
         raise CommandError("set: %s is not valid JSON: %s" % (source, e))
     if not isinstance(change, dict):
@@ -88,7 +107,7 @@ def parse_args_list(items):
         if key.endswith(":"):
             key = key[:-1]
             try:
-                out[key] = json.loads(value)
+                out[key] = loads(value)
             except ValueError as e:
                 raise CommandError("cmd: value of %s is not valid JSON: %s" % (key, e))
         else:

@@ -314,3 +314,18 @@ def test_telemetry_kept_its_interval(run):
     for prev, cur in zip(arrivals, arrivals[1:]):
         assert cur - prev <= INTERVAL_S + GAP_SLACK_S, "telemetry arrived %.1f s apart" % (cur - prev)
     assert arrivals[-1] >= run["steps"]["sent_until"], "telemetry stopped before the remote messages ended"
+
+
+@pytest.mark.parametrize("args, error", [
+    (("set", '{"route":{"points":[[1e400,-121.3],[44.1,-121.3]]}}'),
+     "set: the change is not valid JSON: number 1e400 is too large for a double"),
+    (("set", '{"alarm":{"delay_s":NaN}}'), "set: the change is not valid JSON: NaN is not a JSON number"),
+    (("cmd", "trip_start", "trip=T1", "n:=-Infinity"), "cmd: value of n is not valid JSON: -Infinity is not a JSON number"),
+])
+def test_cli_rejects_numbers_json_cannot_carry(args, error):
+    # CPython reads these as inf or nan and would send Infinity or NaN, which
+    # the terminal cannot parse. The tool stops before it connects.
+    out = Cli(1)(*args, key=None)
+    assert out["rc"] == 1
+    assert out["reply"] is None
+    assert out["stderr"] == "remote: %s\n" % error
