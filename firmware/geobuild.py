@@ -70,6 +70,17 @@ def _check_latitudes(points):
             raise ValueError("point %d %s is beyond latitude +-80, which is not supported" % (i, _deg_text(p)))
 
 
+def _check_meridian(points):
+    # Consecutive points more than 180 degrees of longitude apart are on both
+    # sides of the 180th meridian, where a shape would otherwise be reported
+    # as tens of thousands of kilometres long.
+    for i in range(len(points) - 1):
+        if abs(points[i + 1][1] - points[i][1]) > 18000000:
+            raise ValueError("points %d %s and %d %s are on both sides of the 180th meridian, which is not"
+                             " supported: split the shape there" % (i, _deg_text(points[i]), i + 1,
+                                                                    _deg_text(points[i + 1])))
+
+
 def _rough_m(a, b):
     # Return the float equirectangular distance of two e5 points, for messages.
     dy = (b[0] - a[0]) * 1.1119508
@@ -97,6 +108,7 @@ def polygon(shape, points):
     if first[0] != points[-1][0] or first[1] != points[-1][1]:
         raise ValueError("ring is not closed: first %s != last %s" % (_deg_text(first), _deg_text(points[-1])))
     _check_latitudes(points)
+    _check_meridian(points)
     distinct = len(set((p[0], p[1]) for p in points))
     if distinct < 3:
         raise ValueError("ring needs at least 3 distinct points, got %d" % distinct)
@@ -178,6 +190,7 @@ def corridor(shape, points, width_m):
     if not 0 < width < FAR_M:
         raise ValueError("corridor width %s m is out of range 1..%d" % (width_m, FAR_M - 1))
     _check_latitudes(points)
+    _check_meridian(points)
     shape.width_m = width
     # Each part is sized up front (4 bytes per "i" item), as appending would
     # over-allocate while the array grows.

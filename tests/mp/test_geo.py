@@ -359,6 +359,17 @@ def test_corridor_big_coordinates():
     assert route.distance_m(6010000, -17999000) == FAR_M
 
 
+def test_shape_across_180th_meridian_named():
+    reason = route_problem([[44.0, 179.99], [44.0, -179.99]])
+    assert reason == ("points 0 [44.0, 179.99] and 1 [44.0, -179.99] are on both sides of the 180th meridian,"
+                      " which is not supported: split the shape there"), reason
+    reason = ring_problem([[-16.8, 179.9], [-16.7, 179.95], [-16.75, -179.95], [-16.8, 179.9]])
+    assert reason.startswith("points 1 [-16.7, 179.95] and 2 [-16.75, -179.95] are on both sides"), reason
+    # Up to 180 degrees apart is not a crossing: such a segment is only too long.
+    reason = route_problem([[10.0, -89.0], [10.0, 90.0]])
+    assert reason.startswith("segment 0 is "), reason
+
+
 def test_ring_problem_point_count_and_closure():
     assert ring_problem([[31.2, 121.4], [31.3, 121.4], [31.2, 121.4]]) == "ring needs at least 4 points, got 3"
     reason = ring_problem([[31.2, 121.4], [31.3, 121.4], [31.3, 121.5], [31.3, 121.5]])
