@@ -33,6 +33,9 @@ _CONFIG_RETRY_MS = const(10000)  # a retained document that did not fit is tried
 # connect the heap is busiest, and a retained set arrives exactly then.
 _OOM_RETRY_MS = const(3000)
 _OOM_RETRIES = const(3)
+# A due restart waits at most this long for messages still to be handled: the
+# retries of one message take 9 s.
+_RESET_HOLD_MS = const(20000)
 _INDICATE_MS = const(200)
 PENDING_SET_PATH = "/remote_pending.bin"  # a config/set left for the next start (firmware/remoteboot.py)
 _COMPACT = (",", ":")  # JSON separators of the replies built here, as firmware.remote writes them
@@ -462,7 +465,12 @@ class Terminal:
             if self.alarms.trip and time.ticks_diff(now, self._trip_saved_ms) >= _TRIP_SAVE_MS:
                 self.save_trip(now)
             if self.reset_at is not None and time.ticks_diff(now, self.reset_at) >= 0:
-                self._reset()
+                # Messages that arrived before the restart are handled first, for
+                # up to _RESET_HOLD_MS, so that they are answered, not lost. A set
+                # whose last attempt runs out of memory is saved for the next start.
+                waiting = self._inbox or self._retry is not None
+                if not waiting or time.ticks_diff(now, self.reset_at) >= _RESET_HOLD_MS:
+                    self._reset()
             if self._retry is not None and time.ticks_diff(now, self._retry_ms) >= 0:
                 self._inbox.append(self._retry)
                 self._retry = None

@@ -28,12 +28,13 @@ SCENARIO = REPO / "tools" / "scenarios" / "cold-chain.json"
 CHANGES = 5
 
 
-def _cli(port, *args):
+def _cli(port, *args, term=None):
     # A message that runs out of memory is tried 4 times, 3 s apart, before its reply.
     cmd = [sys.executable, str(REPO / "tools" / "remote.py"), "--broker", "127.0.0.1:%d" % port,
            "--device", DEVICE, "--timeout", "40", *args]
     proc = subprocess.run(cmd, cwd=str(REPO), capture_output=True, text=True, timeout=60)
-    assert proc.stdout.strip(), "no reply to %s: %s" % (args, proc.stderr.strip())
+    assert proc.stdout.strip(), "no reply to %s: %s\n%s" % (args, proc.stderr.strip(),
+                                                           term.output[-8000:] if term else "")
     return json.loads(proc.stdout)
 
 
@@ -150,11 +151,11 @@ def test_documented_zone_sets_alternate(mosquitto, tmp_path):
         assert _cli(mosquitto.port, "cmd", "trip_start", "trip=LOAD-H3", "type=cold_chain")["ok"] is True
         for i in range(6):
             change = _HAZMAT_ZONES if i % 2 else _COLD_ZONES
-            reply = _cli(mosquitto.port, "set", json.dumps(change))
+            reply = _cli(mosquitto.port, "set", json.dumps(change), term=term)
             assert reply["ok"] is True, "%r\n%s" % (reply, term.output[-4000:])
             assert reply["version"] == i + 1
             assert reply["applied"] in ("live", "restart")
-            got = _cli(mosquitto.port, "get")
+            got = _cli(mosquitto.port, "get", term=term)
             assert [z["name"] for z in got["config"]["zones"]] == [z["name"] for z in change["zones"]], term.output[-6000:]
             assert got["config"]["route"] == change["route"]
     finally:
