@@ -419,6 +419,9 @@ def test_ring_problem_crossing_edges():
     # (31.22, 121.40) to (31.20, 121.43): they cross at lat 31.21.
     ring = [[31.2, 121.4], [31.22, 121.42], [31.22, 121.4], [31.2, 121.43], [31.2, 121.4]]
     assert ring_problem(ring) == "edges 0 and 2 cross"
+    # A bowtie with equal lobes: its signed area is 0, and the crossing is reported.
+    ring = [[31.2, 121.4], [31.22, 121.42], [31.22, 121.4], [31.2, 121.42], [31.2, 121.4]]
+    assert ring_problem(ring) == "edges 0 and 2 cross"
     # Two lobes that meet where edge 0 ends and edge 3 ends, at (31.22, 121.42).
     ring = [
         [31.2, 121.4], [31.22, 121.42], [31.2, 121.44], [31.24, 121.44], [31.22, 121.42], [31.24, 121.4], [31.2, 121.4]
