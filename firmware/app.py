@@ -466,8 +466,8 @@ class Terminal:
                 self.save_trip(now)
             if self.reset_at is not None and time.ticks_diff(now, self.reset_at) >= 0:
                 # Messages that arrived before the restart are handled first, for
-                # up to _RESET_HOLD_MS, so that they are answered, not lost. A set
-                # whose last attempt runs out of memory is saved for the next start.
+                # up to _RESET_HOLD_MS, so that each gets its reply. A set whose
+                # last attempt runs out of memory is saved for the next start.
                 waiting = self._inbox or self._retry is not None
                 if not waiting or time.ticks_diff(now, self.reset_at) >= _RESET_HOLD_MS:
                     self._reset()

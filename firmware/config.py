@@ -92,7 +92,7 @@ def load(path=CONFIG_PATH, good_path=GOOD_PATH):
 
 
 def compact_points(cfg):
-    """Keep the point lists of cfg's zones and route as flat arrays of doubles, in place.
+    """Replace the point lists of cfg's zones and route, in place, by flat arrays of doubles.
 
     Parsed JSON stores each [lat, lon] as a list of two boxed floats, about 140
     bytes per point on the 64-bit unix port. An array("d") of [lat0, lon0,

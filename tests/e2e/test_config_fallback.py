@@ -11,28 +11,40 @@ from test_remote_config import cpython_hash
 SCENARIO = REPO / "tests" / "data" / "scenarios" / "e2e.json"
 
 
-def test_bad_config_falls_back_to_last_good(tmp_path):
+def _start_twice(tmp_path, device, edit, topic, first_s, second_s, extra=()):
+    """Run the terminal, change its config.json with edit(cfg), and run it again.
+
+    Returns the state folder, the second run's exit status and output, and a
+    recorder of topic over the second run.
+    """
     broker = Mosquitto(tmp_path / "broker").start()
     state = tmp_path / "state"
     try:
-        rc, out = run_vterm(broker.port, SCENARIO, "TRK-CFG", state, 6, ["--quiet"])
+        rc, out = run_vterm(broker.port, SCENARIO, device, state, first_s, ["--quiet"])
         assert rc == 0, out
-        assert (state / "config.good.json").exists(), "a valid config was not kept as the last good one"
-
         cfg = json.loads((state / "config.json").read_text())
-        cfg["colour"] = "blue"
-        cfg["mqtt"]["keepalive_s"] = 1
+        edit(cfg)
         (state / "config.json").write_text(json.dumps(cfg))
 
-        rec = Recorder(broker.port, "fleet/TRK-CFG/#")
+        rec = Recorder(broker.port, topic)
         try:
-            rc, out = run_vterm(broker.port, SCENARIO, "TRK-CFG", state, 14)
+            rc, out = run_vterm(broker.port, SCENARIO, device, state, second_s, list(extra))
             time.sleep(1.0)
         finally:
             rec.stop()
     finally:
         broker.stop()
+    return state, rc, out, rec
 
+
+def _break(cfg):
+    cfg["colour"] = "blue"
+    cfg["mqtt"]["keepalive_s"] = 1
+
+
+def test_bad_config_falls_back_to_last_good(tmp_path):
+    state, rc, out, rec = _start_twice(tmp_path, "TRK-CFG", _break, "fleet/TRK-CFG/#", 6, 14)
+    assert (state / "config.good.json").exists(), "a valid config was not kept as the last good one"
     assert rc == 0, out[-3000:]
     assert "config mqtt.keepalive_s: must be 5..3600, got 1" in out
     assert "config colour: unknown key" in out
@@ -54,26 +66,13 @@ ZONES = [{"name": "depot", "type": "polygon",
 ROUTE = {"points": [[31.2, 121.4], [31.25, 121.45], [31.3, 121.5]], "width_m": 800}
 
 
+def _add_shapes(cfg):
+    cfg["zones"] = ZONES
+    cfg["route"] = ROUTE
+
+
 def test_zones_from_file_published_as_written(tmp_path):
-    broker = Mosquitto(tmp_path / "broker").start()
-    state = tmp_path / "state"
-    try:
-        rc, out = run_vterm(broker.port, SCENARIO, "TRK-PTS", state, 4, ["--quiet"])
-        assert rc == 0, out
-        cfg = json.loads((state / "config.json").read_text())
-        cfg["zones"] = ZONES
-        cfg["route"] = ROUTE
-        (state / "config.json").write_text(json.dumps(cfg))
-
-        rec = Recorder(broker.port, "fleet/TRK-PTS/config")
-        try:
-            rc, out = run_vterm(broker.port, SCENARIO, "TRK-PTS", state, 6, ["--quiet"])
-            time.sleep(1.0)
-        finally:
-            rec.stop()
-    finally:
-        broker.stop()
-
+    _, rc, out, rec = _start_twice(tmp_path, "TRK-PTS", _add_shapes, "fleet/TRK-PTS/config", 4, 6, ["--quiet"])
     assert rc == 0, out[-3000:]
     docs = rec.of("config")
     assert docs, out[-3000:]

@@ -114,8 +114,8 @@ def test_outage_delivers_every_record(tmp_path, mp_bin, spool_dir):
           "loop lag p99 %d ms over %d ticks; outage %.1f s" % (
               before_outage, max(m["depth"] for m in made_lines), done["reconnects"], p99_ms, sum(done["lag_counts"]),
               outage_s))
-    # Where the worst tick falls tells an uplink stall (at the outage or the
-    # restart) from a machine that was busy elsewhere.
+    # The time of the worst tick separates an uplink stall (at the outage or
+    # the restart) from a machine that was busy elsewhere.
     print("largest loop lag at %.2f s after the start; outage from %.2f s to %.2f s" % (
         done["lag_max_at_ms"] / 1000, outage_started - started_at, restarted_at - started_at))
 

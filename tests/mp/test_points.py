@@ -43,12 +43,14 @@ def test_compact_leaves_defaults_whole_numbers_and_bad_lists():
     plain = _cfg({"zones": [{"name": "z", "type": "polygon",
                              "points": [[51, 7.0], [51.1, 7.0], [51.1, 7.1], [51, 7.0]]}]})
     config.compact_points(plain)
-    assert plain["route"] is defaults.DEFAULTS["route"] and plain["route"]["points"] == []
+    assert plain["route"] is defaults.DEFAULTS["route"]
+    assert plain["route"]["points"] == []
     assert type(plain["zones"][0]["points"]) is list
     assert canonical(plain["zones"][0]["points"]) == "[[51,7.0],[51.1,7.0],[51.1,7.1],[51,7.0]]"
     bad = {"route": {"points": [[51.0, 7.0], [51.1]]}, "zones": [{"points": [[51.0, "7"]]}, {"type": "circle"}]}
     config.compact_points(bad)
-    assert type(bad["route"]["points"]) is list and type(bad["zones"][0]["points"]) is list
+    assert type(bad["route"]["points"]) is list
+    assert type(bad["zones"][0]["points"]) is list
 
 
 def test_load_packs_points_and_builds_the_same_shapes():
@@ -69,7 +71,7 @@ def test_load_packs_points_and_builds_the_same_shapes():
         assert json.load(f) == patch
     plain = _cfg(patch)
     assert config_hash(cfg) == config_hash(plain)
-    # The shapes built from the arrays answer as those built from the lists.
+    # The shapes built from the arrays give the same results as those built from the lists.
     a = Alarms(cfg, False, lambda alarm, change, now: None)
     b = Alarms(plain, False, lambda alarm, change, now: None)
     for lat, lon in ((5146500, 701500), (5146100, 702900), (5140000, 700000), (5147000, 705000)):
@@ -101,7 +103,8 @@ def _send(r, text):
 def test_stored_patch_shares_points_in_force():
     r = _remote({"route": {"points": _ROUTE, "width_m": 800}, "version": 3})
     reply = _send(r, '{"set":{"alarm":{"delay_s":90}}}')
-    assert reply["ok"] is True and reply["version"] == 4, reply
+    assert reply["ok"] is True, reply
+    assert reply["version"] == 4, reply
     # config.json was read for the change; its route points are the ones in force, not a second copy.
     assert r.patch["route"]["points"] is r.cfg["route"]["points"]
     with open(_CONFIG) as f:
@@ -116,14 +119,18 @@ def test_same_points_sent_again_change_nothing():
     text = '{"id":"a","set":{"zones":[{"name":"bay","type":"polygon","points":%s}],"route":{"points":%s}}}' % (
         json.dumps(_RING), json.dumps(_ROUTE))
     reply = _send(r, text)
-    assert reply["ok"] is True and reply["applied"] == "unchanged" and reply["version"] == 2, reply
+    assert reply["ok"] is True, reply
+    assert reply["applied"] == "unchanged", reply
+    assert reply["version"] == 2, reply
     # One coordinate differs: a change of zones only.
     moved = [[51.46, 7.01], [51.47, 7.01], [51.47, 7.04], [51.46, 7.01]]
     reply = _send(r, '{"set":{"zones":[{"name":"bay","type":"polygon","points":%s}]}}' % json.dumps(moved))
-    assert reply["ok"] is True and reply["version"] == 3, reply
+    assert reply["ok"] is True, reply
+    assert reply["version"] == 3, reply
     with open(_CONFIG) as f:
         saved = json.load(f)
-    assert saved["zones"][0]["points"] == moved and saved["route"]["points"] == _ROUTE
+    assert saved["zones"][0]["points"] == moved
+    assert saved["route"]["points"] == _ROUTE
 
 
 def test_point_limit_counts_points_in_force():

@@ -658,7 +658,9 @@ def test_set_reply_when_reload_fails():
     r2, reply = Terminal._validate_set(_TermWithoutRoom(), pending)
     assert r2 is None
     # Written as firmware.remote writes replies: no space after "," and ":".
-    assert '": ' not in reply and '", "' not in reply and '], "' not in reply, reply
+    assert '": ' not in reply, reply
+    assert '", "' not in reply, reply
+    assert '], "' not in reply, reply
     reply = json.loads(reply)
     assert reply["id"] == "m1"
     assert reply["ok"] is False
