@@ -134,12 +134,15 @@ def _share(patch, cfg):
 
 
 def _same(a, b):
-    # a == b, with packed points (firmware.config.compact_points) equal to their lists.
+    # a == b, with packed points (firmware.config.compact_points) equal to their
+    # lists. Values of different types differ, even when == says otherwise
+    # (1 and true, 5 and 5.0): they are written differently, so the hash differs,
+    # and a bool given as 1 must reach validation.
     if a is b:
         return True
     if isinstance(a, array) or isinstance(b, array):
         if isinstance(a, (list, array)) and isinstance(b, (list, array)):
-            return config.points_list(a) == config.points_list(b)
+            return _same(config.points_list(a), config.points_list(b))
         return False
     if isinstance(a, dict) and isinstance(b, dict):
         if len(a) != len(b):
@@ -155,7 +158,7 @@ def _same(a, b):
             if not _same(a[i], b[i]):
                 return False
         return True
-    return a == b
+    return type(a) is type(b) and a == b
 
 
 def _write(r, patch):

@@ -133,6 +133,25 @@ def test_same_points_sent_again_change_nothing():
     assert saved["route"]["points"] == _ROUTE
 
 
+def test_same_value_of_another_type_is_a_change():
+    # 1 == True and 7 == 7.0 in Python, but the JSON text and the hash differ, and
+    # a flag given as 1 is invalid: neither may be answered "unchanged".
+    ring = "[[51.46,7.0],[51.47,7.0],[51.47,7.03],[51.46,7.0]]"
+    r = _remote({"zones": [{"name": "bay", "type": "polygon", "points": json.loads(ring), "stop_ok": True}],
+                 "version": 2})
+    assert isinstance(r.cfg["zones"][0]["points"], array)
+    reply = _send(r, '{"set":{"zones":[{"name":"bay","type":"polygon","points":%s,"stop_ok":1}]}}' % ring)
+    assert reply["ok"] is False, reply
+    assert reply["errors"] == [{"key": "zones[0].stop_ok", "reason": "must be true or false, got 1"}], reply
+    # The same ring with 7 for 7.0 is written as sent.
+    whole = ring.replace("7.0]", "7]")
+    reply = _send(r, '{"set":{"zones":[{"name":"bay","type":"polygon","points":%s,"stop_ok":true}]}}' % whole)
+    assert reply["ok"] is True, reply
+    assert reply["version"] == 3, reply
+    with open(_CONFIG) as f:
+        assert json.load(f)["zones"][0]["points"][0] == [51.46, 7]
+
+
 def test_point_limit_counts_points_in_force():
     # 32 packed route points in force and a polygon of 10 points: 42, over the limit of 40.
     route = [[44.0 + 0.009 * i, -121.31 + 0.002 * (i % 3)] for i in range(32)]
