@@ -177,11 +177,45 @@ class Terminal:
 
     # Remote configuration and commands (firmware/remote.py, docs/remote.md)
 
+    def rx_spill(self, topic, size, retained):
+        """Return a file for a config/set message that finds no room in the heap, or None to skip it."""
+        # Called by the MQTT reader. The file becomes the set saved for the next
+        # start (firmware/remoteboot.py) in _on_message, once it is whole. A
+        # retained set is skipped: it arrives again at every connect, and would
+        # restart the terminal each time.
+        if retained or topic != self.uplink.topic("config/set") or self.reset_at is not None:
+            return None
+        import os
+
+        try:
+            os.stat(PENDING_SET_PATH)
+            return None  # a saved set is waiting for the restart already
+        except OSError:
+            pass
+        try:
+            f = open(PENDING_SET_PATH + ".part", "wb")
+            f.write(b"0\n")
+            return f
+        except OSError as e:
+            _log.error("cannot save a %d-byte config/set message: %s", size, e)
+            return None
+
     def _on_message(self, topic, payload, retained):
         # Called by the MQTT reader: queue the message for _remote_task, which may write flash.
         prefix = self.uplink.topic("")
         if not topic.startswith(prefix):
             return
+        if payload is None and self.uplink.rx_spilled:
+            import os
+
+            try:
+                os.rename(PENDING_SET_PATH + ".part", PENDING_SET_PATH)
+                _log.error("no memory for a %d-byte config/set message; saved it, restarting to handle it at boot",
+                           self.uplink.rx_size)
+                self.reset_at = time.ticks_add(time.ticks_ms(), _OOM_RETRY_MS)
+                return
+            except OSError as e:
+                _log.error("cannot save a %d-byte config/set message: %s", self.uplink.rx_size, e)
         kind = topic[len(prefix):].decode()
         if len(self._inbox) >= _INBOX_MAX:
             _log.warning("remote inbox full; dropped a message on %s", kind)

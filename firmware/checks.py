@@ -59,8 +59,8 @@ alarm.sos_clear_hold_s int 1 60
 alarm.overspeed_kmh int 0 250
 alarm.overspeed_s int 0 3600
 alarm.stop_s int 0 86400
-zones zones 0 16
-route.points route 0 32
+zones zones 0 8
+route.points route 0 24
 route.width_m int 10 5000
 remote.key hex 32 128
 version int 0 1000000000

@@ -217,6 +217,7 @@ class MQTTClient:
         timeout_s=10,
         will=None,
         on_message=None,
+        rx_spill=None,
     ):
         self.client_id = _to_bytes(client_id)
         self.host = host
@@ -233,7 +234,12 @@ class MQTTClient:
         self.timeout_s = timeout_s
         self.will = will
         self.on_message = on_message
+        # When a payload finds no free block, rx_spill(topic, size, retain)
+        # returns a file for it, or None to skip the message. The payload is
+        # written to that file in pieces of the 64-byte read buffer.
+        self.rx_spill = rx_spill
         self.rx_size = 0  # payload bytes of the last message received
+        self.rx_spilled = False  # the last message's payload is whole in the rx_spill file
 
         self.connected = False
         # The exception that ended the last connection, None while it is healthy.
@@ -571,22 +577,41 @@ class MQTTClient:
             await self._recv_into(buf, 2)
             pid = buf[0] << 8 | buf[1]
 
-        payload = None
+        payload = spill = None
+        self.rx_spilled = False
         if payload_len <= _RX_MAX_BYTES:
             try:
                 payload = bytearray(payload_len)
             except MemoryError:
                 # No free block that large right now: skip the message like an
-                # oversized one, so the connection survives. The handler replies.
-                _log.warning("no memory for a %d-byte message on %s; skipped", payload_len, topic)
+                # oversized one, so the connection survives. The handler replies,
+                # or gets the payload in a file from rx_spill.
+                if self.rx_spill is not None:
+                    spill = self.rx_spill(bytes(topic), payload_len, retain)
+                if spill is None:
+                    _log.warning("no memory for a %d-byte message on %s; skipped", payload_len,
+                                 bytes(topic).decode())
         if payload is None:
             skipped = payload_len
-            while skipped:
-                chunk = min(skipped, len(buf))
-                await self._recv_into(buf, chunk)
-                skipped -= chunk
+            try:
+                while skipped:
+                    chunk = min(skipped, len(buf))
+                    await self._recv_into(buf, chunk)
+                    skipped -= chunk
+                    if spill is not None:
+                        try:
+                            spill.write(buf if chunk == len(buf) else memoryview(buf)[:chunk])
+                        except OSError as e:
+                            _log.error("cannot write a %d-byte message to flash: %s; skipped", payload_len, e)
+                            spill.close()
+                            spill = None
+            finally:
+                if spill is not None:
+                    spill.close()
+            self.rx_spilled = spill is not None
             if payload_len > _RX_MAX_BYTES:
-                _log.warning("skipped a %d-byte message on %s (limit %d)", payload_len, topic, _RX_MAX_BYTES)
+                _log.warning("skipped a %d-byte message on %s (limit %d)", payload_len, bytes(topic).decode(),
+                             _RX_MAX_BYTES)
         else:
             await self._recv_into(payload, payload_len)
 

@@ -74,20 +74,24 @@ def _same(a, b):
 
 
 def split(payload):
-    """Return (signed bytes, MAC bytes) of a signed message, or raise SigningError."""
+    """Return (signed part as a memoryview of payload, MAC bytes) of a signed message, or raise SigningError."""
     if len(payload) > _MESSAGE_MAX_BYTES:
         raise SigningError("message of %d bytes is longer than the maximum of %d" % (len(payload), _MESSAGE_MAX_BYTES))
-    cut = bytes(payload).rfind(b"\n")
+    # No copy of the signed part: a block of its size is often not free.
+    mv = memoryview(payload)
+    cut = len(mv) - 1
+    while cut >= 0 and mv[cut] != 0x0A:  # the last newline
+        cut -= 1
     if cut < 0:
         raise SigningError("message is not signed: no newline before a MAC")
-    mac_hex = bytes(payload[cut + 1 :]).strip()
+    mac_hex = bytes(mv[cut + 1 :]).strip()
     if len(mac_hex) != _MAC_HEX_CHARS:
         raise SigningError("MAC must be %d hex digits, got %d characters" % (_MAC_HEX_CHARS, len(mac_hex)))
     try:
         mac = bytes.fromhex(mac_hex.decode())
     except (ValueError, UnicodeError):
         raise SigningError("MAC %r is not hex" % (mac_hex[:16],))
-    return bytes(payload[:cut]), mac
+    return mv[:cut], mac
 
 
 class Verifier:

@@ -53,7 +53,8 @@ def _make_uplink(term):
     # Without GNSS the time of a record is never learnt, so records do not wait for it.
     wait_s = None if cfg["gnss"]["enabled"] else 0
     term.uplink = Uplink(cfg, term.device_id, term.store, link=term.link, boot_id=term.boot_id,
-                         fw=FW_VERSION, time_wait_s=wait_s, on_message=term._on_message)
+                         fw=FW_VERSION, time_wait_s=wait_s, on_message=term._on_message,
+                         rx_spill=term.rx_spill)
 
 
 def _make_sensors(term):

@@ -51,7 +51,8 @@ _EARLY = "early"  # in-flight marker of the newest record, sent ahead of the bac
 
 
 class Uplink:
-    def __init__(self, cfg, device_id, store, link=None, boot_id=0, fw="dev", on_message=None, time_wait_s=None):
+    def __init__(self, cfg, device_id, store, link=None, boot_id=0, fw="dev", on_message=None, time_wait_s=None,
+                 rx_spill=None):
         m = cfg["mqtt"]
         self.device_id = device_id
         self.store = store
@@ -113,6 +114,7 @@ class Uplink:
             timeout_s=m["timeout_s"],
             will=(self._topics["status"], _OFFLINE, 1, True),
             on_message=on_message,
+            rx_spill=rx_spill,
         )
 
     def topic(self, kind):
@@ -127,6 +129,11 @@ class Uplink:
     def rx_size(self):
         """Payload bytes of the last message received, also when it was too large to deliver."""
         return self._client.rx_size
+
+    @property
+    def rx_spilled(self):
+        """True when the last message had no room in the heap and is whole in the file from rx_spill."""
+        return self._client.rx_spilled
 
     def send(self, kind, text, retain=False):
         """Queue a message for <prefix>/<device_id>/<kind>; it goes first on the next connection.

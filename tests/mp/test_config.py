@@ -212,13 +212,24 @@ def _shapes_cfg(polygon_sizes, route_points):
     return config.merge(defaults.DEFAULTS, {"zones": zones, "route": {"points": route, "width_m": 500}})
 
 
+def test_zone_limit_is_8():
+    # Two 10-point polygons and six circles (measured at 112wK with a trip running, docs/config.md section 5).
+    cfg = _shapes_cfg((10, 10), 20)
+    circles = [{"name": "c%d" % i, "type": "circle", "lat": 44.2 + 0.03 * i, "lon": -121.0, "radius_m": 500}
+               for i in range(7)]
+    cfg["zones"] = cfg["zones"] + circles[:6]
+    assert config.validate(cfg) == []
+    cfg["zones"] = cfg["zones"] + circles[6:]
+    assert config.validate(cfg) == [("zones", "at most 8 zones, got 9")]
+
+
 def test_shape_points_limit_is_40_together():
     assert config.validate(_shapes_cfg((10, 10), 20)) == []
-    assert config.validate(_shapes_cfg((), 32)) == []
+    assert config.validate(_shapes_cfg((), 24)) == []
     assert config.validate(_shapes_cfg((32,), 8)) == []
     assert config.validate(_shapes_cfg((12, 10), 20)) == [
         ("route.points", "polygon points (22) and route points (20) together must be at most 40, got 42")]
     assert config.validate(_shapes_cfg((16, 16, 10), 0)) == [
         ("zones", "polygon points (42) and route points (0) together must be at most 40, got 42")]
-    errors = config.validate(_shapes_cfg((), 33))
-    assert ("route.points", "at most 32 points, got 33") in errors
+    errors = config.validate(_shapes_cfg((), 25))
+    assert ("route.points", "at most 24 points, got 25") in errors

@@ -543,3 +543,85 @@ def test_publish_payload_in_pieces():
         assert "header_only" in str(e)
     else:
         raise AssertionError("pieces accepted without header_only")
+
+
+def _incoming(client, body):
+    # Feed one PUBLISH body (after the fixed header) to client's reader.
+    pos = [0]
+
+    async def recv_into(buf, n):
+        buf[0:n] = body[pos[0] : pos[0] + n]
+        pos[0] += n
+
+    client._recv_into = recv_into
+
+
+class _Spill:
+    def __init__(self, fail_after=None):
+        self.data = bytearray()
+        self.closed = False
+        self._fail_after = fail_after
+
+    def write(self, b):
+        if self._fail_after is not None and len(self.data) >= self._fail_after:
+            raise OSError(28)  # ENOSPC
+        self.data += b
+
+    def close(self):
+        self.closed = True
+
+
+def _no_block(n):
+    # No free block for a payload; the topic (3 bytes here) still fits.
+    if n > 16:
+        raise MemoryError("memory allocation failed, allocating %d bytes" % n)
+    return bytearray(n)
+
+
+async def test_incoming_publish_without_heap_goes_to_spill():
+    got = []
+    requests = []
+    spill = _Spill()
+
+    def rx_spill(topic, size, retain):
+        requests.append((topic, size, retain))
+        return spill
+
+    client = mqtt.MQTTClient("t", "127.0.0.1", on_message=lambda t, p, r: got.append((t, p, r)), rx_spill=rx_spill)
+    # Topic "a/b" (length 3), then 150 bytes: more than two reads of the 64-byte buffer.
+    payload = bytes(range(150))
+    body = b"\x00\x03a/b" + payload
+    _incoming(client, body)
+    mqtt.bytearray = _no_block  # the payload finds no free block; the module's global shadows the builtin
+    try:
+        await client._read_publish(0x30, len(body))
+    finally:
+        del mqtt.bytearray
+    assert requests == [(b"a/b", 150, False)]
+    assert spill.data == payload
+    assert spill.closed
+    assert got == [(b"a/b", None, False)]
+    assert client.rx_spilled is True
+    assert client.rx_size == 150
+
+    # The flash fills after the first write: the rest is read and dropped, and rx_spilled is False.
+    spill = _Spill(fail_after=1)
+    got.clear()
+    _incoming(client, body)
+    mqtt.bytearray = _no_block
+    try:
+        await client._read_publish(0x30, len(body))
+    finally:
+        del mqtt.bytearray
+    assert spill.data == payload[:64]
+    assert spill.closed
+    assert got == [(b"a/b", None, False)]
+    assert client.rx_spilled is False
+
+    # With a free block the payload is a bytearray, and rx_spill is not called.
+    requests.clear()
+    _incoming(client, body)
+    await client._read_publish(0x31, len(body))
+    assert requests == []
+    assert got[-1] == (b"a/b", bytearray(payload), True)
+    assert client.rx_spilled is False

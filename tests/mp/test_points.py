@@ -153,13 +153,14 @@ def test_same_value_of_another_type_is_a_change():
 
 
 def test_point_limit_counts_points_in_force():
-    # 32 packed route points in force and a polygon of 10 points: 42, over the limit of 40.
-    route = [[44.0 + 0.009 * i, -121.31 + 0.002 * (i % 3)] for i in range(32)]
+    # 24 packed route points in force and a polygon of 17 points: 41, over the limit of 40.
+    route = [[44.0 + 0.009 * i, -121.31 + 0.002 * (i % 3)] for i in range(24)]
     r = _remote({"route": {"points": route, "width_m": 1000}, "version": 1})
     assert isinstance(r.cfg["route"]["points"], array)
-    ring = [[44.1 + 0.01 * math.cos(i * 0.7), -121.2 + 0.014 * math.sin(i * 0.7)] for i in range(9)]
+    step = 2 * math.pi / 16
+    ring = [[44.1 + 0.01 * math.cos(i * step), -121.2 + 0.014 * math.sin(i * step)] for i in range(16)]
     ring.append(ring[0])
     reply = _send(r, '{"set":{"zones":[{"name":"yard","type":"polygon","points":%s}]}}' % json.dumps(ring))
     assert reply["ok"] is False
-    assert reply["errors"] == [{"key": "route.points", "reason": "polygon points (10) and route points (32) together"
-                                " must be at most 40, got 42"}], reply
+    assert reply["errors"] == [{"key": "route.points", "reason": "polygon points (17) and route points (24) together"
+                                " must be at most 40, got 41"}], reply

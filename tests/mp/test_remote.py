@@ -86,8 +86,9 @@ def _read(path=_CONFIG):
 
 
 def _joined(pieces):
-    # Replies come in pieces of at most 256 bytes (firmware.remote._PIECE_BYTES).
-    assert all(0 < len(p) <= 256 for p in pieces), [len(p) for p in pieces]
+    # Replies come in pieces of 128 bytes (firmware.remote._PIECE_BYTES), the last one shorter or equal.
+    assert all(len(p) == 128 for p in pieces[:-1]), [len(p) for p in pieces]
+    assert 0 < len(pieces[-1]) <= 128, [len(p) for p in pieces]
     return b"".join(pieces)
 
 
