@@ -655,11 +655,6 @@ def _start():
     from firmware import inputs, mqtt, probes, uplink  # noqa: F401
 
     digital_inputs = ds18b20 = indicator = wlan = inputs = mqtt = probes = uplink = None
-    # asyncio loads its stream, event, lock and funcs parts at their first use.
-    # After a set handled at boot (firmware/remoteboot.py) the heap had no block
-    # for asyncio.stream (752 bytes) when the GNSS task first needed it, and the
-    # start crashed. So they are loaded here, with the other code that stays.
-    asyncio.StreamReader, asyncio.Event, asyncio.Lock, asyncio.gather
     gc.collect()
     # firmware.config is loaded again only while a remote message is handled.
     from firmware import config
