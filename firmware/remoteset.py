@@ -135,9 +135,9 @@ def _share(patch, cfg):
 
 def _same(a, b):
     # a == b, with packed points (firmware.config.compact_points) equal to their
-    # lists. Values of different types differ, even when == says otherwise
-    # (1 and true, 5 and 5.0): they are written differently, so the hash differs,
-    # and a bool given as 1 must reach validation.
+    # lists. Values of different types differ although == returns True for
+    # them (1 and true, 5 and 5.0). Their JSON text and hash differ, and a bool
+    # given as 1 must reach validation.
     if a is b:
         return True
     if isinstance(a, array) or isinstance(b, array):

@@ -135,7 +135,7 @@ def test_same_points_sent_again_change_nothing():
 
 def test_same_value_of_another_type_is_a_change():
     # 1 == True and 7 == 7.0 in Python, but the JSON text and the hash differ, and
-    # a flag given as 1 is invalid: neither may be answered "unchanged".
+    # a flag given as 1 is invalid. Neither may get the reply "unchanged".
     ring = "[[51.46,7.0],[51.47,7.0],[51.47,7.03],[51.46,7.0]]"
     r = _remote({"zones": [{"name": "bay", "type": "polygon", "points": json.loads(ring), "stop_ok": True}],
                  "version": 2})
